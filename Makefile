@@ -1,0 +1,50 @@
+# Debate — the two commands a newcomer needs are `make run` and `make test`.
+# Both install the Debian packages they need first (apt-get, as root).
+
+GO        ?= go
+BIN       := bin/debate
+CACHE_DIR ?= $(CURDIR)/.cache/packages
+OUT_DIR   ?= $(CURDIR)/out
+
+# Tools the builder, the sandbox, the boot test and the test database need.
+DEB_PACKAGES := mmdebstrap squashfs-tools xorriso isolinux syslinux-common \
+	grub-efi-amd64-signed shim-signed mtools dosfstools e2fsprogs \
+	qemu-system-x86 ovmf bubblewrap systemd-container \
+	postgresql ca-certificates wrk
+
+.PHONY: all deps build run test bench bench-build bench-http vet fmt clean
+
+all: build
+
+deps:
+	@missing=$$(for p in $(DEB_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed$$' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		echo "installing: $$missing"; \
+		if [ "$$(id -u)" != 0 ]; then echo "run as root (or install these by hand): $$missing" >&2; exit 1; fi; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+
+build:
+	$(GO) build -trimpath -o $(BIN) ./cmd/debate
+
+# The main job: build the minimal example into an ISO, then boot it in QEMU.
+run: deps build
+	$(BIN) build examples/minimal.yaml -o $(OUT_DIR) --cache-dir $(CACHE_DIR)
+	$(BIN) boot-test $(OUT_DIR)/minimal.iso --firmware bios
+
+# Every test, against real tools: ISO builds share one package cache for the run.
+# Under CI=true, tests whose tools are missing fail instead of skipping.
+test: deps
+	$(GO) vet ./...
+	DEBATE_TEST_CACHE=$(CACHE_DIR) $(GO) test -p 1 -timeout 45m -count=1 ./...
+
+bench: bench-build bench-http
+
+bench-build: deps build
+	DEBATE_TEST_CACHE=$(CACHE_DIR) $(GO) test -run '^$$' -bench BenchmarkBuild -benchtime 1x -timeout 60m ./internal/builder/
+
+fmt:
+	gofmt -w $$(git ls-files '*.go')
+
+clean:
+	rm -rf bin out .work

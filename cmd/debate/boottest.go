@@ -1,0 +1,12 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+)
+
+func runBootTest(_ context.Context, _ []string, _, stderr io.Writer) int {
+	fmt.Fprintln(stderr, "not implemented yet")
+	return 1
+}
