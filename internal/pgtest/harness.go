@@ -1,0 +1,75 @@
+package pgtest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// Harness shares one cluster between all the tests of a package: starting a cluster
+// takes about a second, a fresh database in it a few milliseconds.
+//
+//	var pg pgtest.Harness
+//	func TestMain(m *testing.M) { os.Exit(pg.Run(m)) }
+//	func TestX(t *testing.T) { url := pg.NewDatabase(t) ... }
+type Harness struct {
+	cluster *Cluster
+	err     error
+	n       atomic.Int64
+}
+
+// Run starts the cluster, runs the tests and stops the cluster. It returns the exit code
+// for os.Exit. A cluster that cannot start does not stop the run: each test that needs it
+// then fails (or, outside CI when PostgreSQL is simply not installed, skips).
+func (h *Harness) Run(m *testing.M) int {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	h.cluster, h.err = Start(ctx, Options{})
+	cancel()
+	code := m.Run()
+	if h.cluster != nil {
+		if err := h.cluster.Close(); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+		}
+	}
+	return code
+}
+
+// Cluster returns the shared cluster. Without one the test fails, except that outside CI
+// (CI unset or not "true") a machine without PostgreSQL installed skips the test.
+func (h *Harness) Cluster(t testing.TB) *Cluster {
+	t.Helper()
+	if h.cluster != nil {
+		return h.cluster
+	}
+	err := h.err
+	if err == nil {
+		err = errors.New("pgtest: Harness.Run was not called from TestMain")
+	}
+	if errors.Is(err, ErrNoBinaries) && os.Getenv("CI") != "true" {
+		t.Skipf("needs PostgreSQL: %v", err)
+	}
+	t.Fatalf("needs PostgreSQL: %v", err)
+	return nil
+}
+
+// NewDatabase creates an empty database for this test and returns its connection URL.
+func (h *Harness) NewDatabase(t testing.TB) string {
+	t.Helper()
+	c := h.Cluster(t)
+	name := fmt.Sprintf("t%d_%d", os.Getpid(), h.n.Add(1))
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	// A test that stopped the cluster gives it back running to the next one.
+	if err := c.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	u, err := c.CreateDatabase(ctx, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u
+}
