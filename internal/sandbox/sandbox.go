@@ -47,7 +47,9 @@ type ExitError struct {
 	Stats Stats
 }
 
-func (e *ExitError) Error() string { return fmt.Sprintf("sandbox: command exited with status %d", e.Code) }
+func (e *ExitError) Error() string {
+	return fmt.Sprintf("sandbox: command exited with status %d", e.Code)
+}
 
 // Unwrap lets errors.Is(err, ErrFailed) match.
 func (e *ExitError) Unwrap() error { return ErrFailed }
