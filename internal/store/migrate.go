@@ -326,4 +326,3 @@ func (m *Migrator) MigrationIDs() []string {
 	}
 	return ids
 }
-
