@@ -70,6 +70,13 @@ func (c *checker) recipe(r *Recipe) {
 	c.boot(r.Boot)
 	c.image(&r.Image)
 	c.scripts(r.Scripts)
+	// The canonical form is what gets stored and parsed again, so it must fit the same
+	// limit as a document; JSON escaping can make it larger than the source.
+	if len(c.errs) == 0 {
+		if n := len(r.canonical()); n > MaxRecipeBytes {
+			c.add("", CodeTooLarge, "the recipe's canonical form is %d bytes; the limit is %d bytes (1 MiB): make the files smaller", n, MaxRecipeBytes)
+		}
+	}
 }
 
 func (c *checker) description(s string) {
