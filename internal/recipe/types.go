@@ -68,7 +68,8 @@ type File struct {
 // User is an account created in the image.
 type User struct {
 	Name string `json:"name"`
-	// PasswordHash is a crypt(3) hash ($y$, $6$, $5$). Without it the password is locked.
+	// PasswordHash is a crypt(3) hash ($y$, $gy$, $7$, $6$, $5$). Without it the password
+	// is locked.
 	PasswordHash string   `json:"passwordHash,omitempty"`
 	Groups       []string `json:"groups"` // a set
 	Sudo         bool     `json:"sudo"`
@@ -97,7 +98,8 @@ type Kernel struct {
 type Image struct {
 	// Compression of the squashfs: "zstd" (default), "xz", "lz4" or "gzip".
 	Compression string `json:"compression"`
-	// CompressionLevel for zstd (1-22, default 15), xz and gzip (1-9); 0 means the default.
+	// CompressionLevel for zstd (1-22, default 15) and gzip (1-9, default 9); 0 means the
+	// default. xz and lz4 take no level (mksquashfs has none for them): it must be 0.
 	CompressionLevel int `json:"compressionLevel"`
 }
 
