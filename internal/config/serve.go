@@ -243,7 +243,7 @@ func (r *serveRaw) validate(env Env) (*Serve, error) {
 	if c.TLS.Mode != TLSOff && r.httpListen != "" {
 		if err := parseAddr(r.httpListen); err != nil {
 			bad("http-listen", "%v", err)
-		} else if r.httpListen == r.listen {
+		} else if r.httpListen == r.listen && !strings.HasSuffix(r.listen, ":0") {
 			bad("http-listen", "must differ from --listen (%s)", r.listen)
 		}
 	}

@@ -36,7 +36,7 @@ const Superuser = "postgres"
 type Options struct {
 	// Dir holds the cluster (data, socket, log). If it already holds an initialised
 	// cluster, that cluster is reused: development servers keep their data between runs.
-	// Empty means a new temporary folder, removed by Close.
+	// Empty means a new temporary folder (in /dev/shm when available), removed by Close.
 	Dir string
 	// BinDir holds initdb and postgres. Empty means $DEBATE_PG_BIN, else the newest
 	// /usr/lib/postgresql/*/bin.
@@ -108,7 +108,7 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 	c.cred = cred
 
 	if opts.Dir == "" {
-		d, err := os.MkdirTemp("", "debate-pg-")
+		d, err := os.MkdirTemp(tempParent(), "debate-pg-")
 		if err != nil {
 			return nil, fmt.Errorf("pgtest: temp dir: %w", err)
 		}
@@ -166,6 +166,20 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 		return nil, err
 	}
 	return c, nil
+}
+
+// tempParent is where throw-away clusters go: memory (/dev/shm) when the machine has it,
+// since creating a database there is ten times faster than on disk and the data is
+// disposable anyway; else the usual temporary folder.
+func tempParent() string {
+	if st, err := os.Stat("/dev/shm"); err == nil && st.IsDir() {
+		if f, err := os.CreateTemp("/dev/shm", ".debate-probe-"); err == nil {
+			f.Close()
+			os.Remove(f.Name())
+			return "/dev/shm"
+		}
+	}
+	return ""
 }
 
 // serverCredential returns the user to run the server as: "postgres" when we are root
@@ -343,6 +357,22 @@ func (c *Cluster) CreateDatabase(ctx context.Context, name string) (string, erro
 	defer conn.Close(ctx)
 	if _, err := conn.Exec(ctx, "CREATE DATABASE "+name); err != nil {
 		return "", fmt.Errorf("pgtest: create database %s: %w", name, err)
+	}
+	return c.ConnString(name), nil
+}
+
+// CreateDatabaseFrom creates a database as a copy of template and returns its URL.
+func (c *Cluster) CreateDatabaseFrom(ctx context.Context, name, template string) (string, error) {
+	if !validName(name) || !validName(template) {
+		return "", fmt.Errorf("pgtest: database names %q, %q: use lower-case letters, digits and _", name, template)
+	}
+	conn, err := pgx.Connect(ctx, c.ConnString("postgres"))
+	if err != nil {
+		return "", fmt.Errorf("pgtest: connect: %w", err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, "CREATE DATABASE "+name+" TEMPLATE "+template); err != nil {
+		return "", fmt.Errorf("pgtest: create database %s from %s: %w", name, template, err)
 	}
 	return c.ConnString(name), nil
 }

@@ -78,7 +78,7 @@ func TestPersistentClusterReused(t *testing.T) {
 	pg.Cluster(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	dir, err := os.MkdirTemp("", "pgtest-persist-")
+	dir, err := os.MkdirTemp(tempParent(), "pgtest-persist-")
 	if err != nil {
 		t.Fatal(err)
 	}
