@@ -150,6 +150,6 @@ func Usage(w io.Writer, fs *flag.FlagSet) {
 		if f.DefValue != "" && f.DefValue != "false" && f.DefValue != "0" {
 			def = " (default " + f.DefValue + ")"
 		}
-		fmt.Fprintf(w, "  --%s\t%s%s\n      env %s\n", f.Name, f.Usage, def, EnvName(f.Name))
+		fmt.Fprintf(w, "  --%s\n        %s%s  [$%s]\n", f.Name, f.Usage, def, EnvName(f.Name))
 	})
 }

@@ -114,3 +114,25 @@ func (h *Harness) NewDatabaseFrom(t testing.TB, template string, prepare func(ur
 	}
 	return u
 }
+
+// StartForTest starts a cluster of the test's own, stopped and removed when the test
+// ends; for packages that need a database in one or two tests and no TestMain. The same
+// rules apply as for Harness: outside CI a missing PostgreSQL skips, otherwise it fails.
+func StartForTest(t testing.TB) *Cluster {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	c, err := Start(ctx, Options{})
+	if err != nil {
+		if errors.Is(err, ErrNoBinaries) && os.Getenv("CI") != "true" {
+			t.Skipf("needs PostgreSQL: %v", err)
+		}
+		t.Fatalf("needs PostgreSQL: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := c.Close(); err != nil {
+			t.Error(err)
+		}
+	})
+	return c
+}

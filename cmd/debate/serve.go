@@ -1,0 +1,109 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"time"
+
+	"debate/internal/builder"
+	"debate/internal/config"
+	"debate/internal/httpapi"
+	"debate/internal/store"
+)
+
+func runServe(ctx context.Context, args []string, _, stderr io.Writer) int {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	validate := config.ServeFlags(fs, config.LookupEnv)
+	if code, ok := parseCommandFlags(fs, "serve", "Run the API server (HTTPS, rate limits, health checks) on PostgreSQL.", args, stderr); !ok {
+		return code
+	}
+	cfg, err := validate()
+	if err != nil {
+		printConfigError(stderr, "serve", err)
+		return 2
+	}
+	logger := newLogger(stderr, cfg.Log)
+
+	st, err := store.Open(ctx, cfg.Database.URL, store.Options{MaxConns: cfg.Database.MaxConns, Logger: logger})
+	if err != nil {
+		printConfigError(stderr, "serve", &config.Error{Flag: "--database-url", Env: "DATABASE_URL", Reason: err.Error()})
+		return 2
+	}
+	// Closed after the server has drained: in-flight requests may still use it.
+	defer st.Close()
+
+	if cfg.MigrateOnStart {
+		res, err := st.Migrate(ctx)
+		if err != nil {
+			logger.Error("migrations failed; not serving", slog.String("error", err.Error()))
+			return 1
+		}
+		logMigrations(logger, res)
+	} else {
+		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		if _, err := st.Ping(pctx); err != nil {
+			// Serve anyway: readiness reports 503 until the database answers, which is
+			// what an orchestrator starting both at once needs.
+			logger.Warn("database not reachable at start-up; readiness reports 503 until it is", slog.String("error", err.Error()))
+		}
+		cancel()
+	}
+
+	srv, err := httpapi.New(cfg, httpapi.Deps{DB: st, Logger: logger, Version: builder.Version})
+	if err != nil {
+		printConfigError(stderr, "serve", err)
+		return 2
+	}
+	if err := srv.Run(ctx); err != nil {
+		logger.Error("server stopped with an error", slog.String("error", err.Error()))
+		return 1
+	}
+	// Stopped by SIGTERM/SIGINT after draining: a normal end for a server.
+	return 0
+}
+
+// parseCommandFlags parses args (and DEBATE_* variables) into fs. ok is false when the
+// command must stop, with code as its exit code (0 after -h).
+func parseCommandFlags(fs *flag.FlagSet, name, summary string, args []string, stderr io.Writer) (code int, ok bool) {
+	usage := func() {
+		fmt.Fprintf(stderr, "usage: debate %s [flags]\n\n%s\nEvery flag can also be set with the variable shown after it.\n\n", name, summary)
+		config.Usage(stderr, fs)
+	}
+	if err := config.ParseFlags(fs, args, config.LookupEnv); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			usage()
+			return 0, false
+		}
+		printConfigError(stderr, name, err)
+		return 2, false
+	}
+	return 0, true
+}
+
+// printConfigError prints each setting error on its own line.
+func printConfigError(w io.Writer, cmd string, err error) {
+	for _, line := range strings.Split(err.Error(), "\n") {
+		fmt.Fprintf(w, "debate %s: %s\n", cmd, line)
+	}
+}
+
+func newLogger(w io.Writer, c config.Log) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: c.Level}
+	if c.Format == "text" {
+		return slog.New(slog.NewTextHandler(w, opts))
+	}
+	return slog.New(slog.NewJSONHandler(w, opts))
+}
+
+func logMigrations(logger *slog.Logger, res *store.MigrateResult) {
+	if len(res.Applied) == 0 && len(res.RiverApplied) == 0 {
+		logger.Info("schema is current")
+		return
+	}
+	logger.Info("migrations applied", slog.Any("debate", res.Applied), slog.Any("river", res.RiverApplied))
+}
