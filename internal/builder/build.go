@@ -36,6 +36,8 @@ type Options struct {
 	Timeout, WarnAfter time.Duration
 	// Limits bound every sandboxed step (defaults: 6 GiB memory, 4096 processes, all CPUs).
 	Limits sandbox.Limits
+	// ScriptTimeout bounds each recipe script (0: only the build's Timeout applies).
+	ScriptTimeout time.Duration
 	// DiskLimit bounds the build's workspace (default 16 GiB).
 	DiskLimit int64
 	// Events receives the progress stream (may be nil).

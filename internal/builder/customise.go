@@ -2,6 +2,7 @@ package builder
 
 import (
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"strings"
 
@@ -23,6 +24,9 @@ func impliedPackages(r *recipe.Recipe) []string {
 	}
 	return out
 }
+
+// deferInitramfs diverts update-initramfs to a no-op while packages install.
+const deferInitramfs = `chroot "$1" dpkg-divert --quiet --local --rename --divert /usr/sbin/update-initramfs.debate --add /usr/sbin/update-initramfs && printf '#!/bin/sh\nexit 0\n' > "$1/usr/sbin/update-initramfs" && chmod 755 "$1/usr/sbin/update-initramfs"`
 
 // shq quotes s for a POSIX shell. Every value is validated against its grammar before it
 // gets here; quoting is the second wall, not the first.
@@ -50,7 +54,7 @@ func (p *pipeline) bootstrap() error {
 		{"I: installing remaining packages", 0.55},
 	}
 	inCustomise := false
-	return p.exec(step{
+	err = p.exec(step{
 		name: "mmdebstrap",
 		args: []string{
 			"mmdebstrap", "--mode=root", "--variant=minbase", "--format=directory", "--verbose",
@@ -59,6 +63,9 @@ func (p *pipeline) bootstrap() error {
 			"--aptopt=Acquire::Languages \"none\"",
 			// The workspace is scratch: dpkg need not fsync every file.
 			"--dpkgopt=force-unsafe-io",
+			// The kernel and live-boot would each build the initramfs; build it once, at
+			// the end of customisation, so that the recipe's files are in it too.
+			"--essential-hook=" + deferInitramfs,
 			"--customize-hook=sh /build/custom/customise.sh \"$1\"",
 			b.Release, "/build/rootfs",
 			fmt.Sprintf("deb [trusted=yes] copy:///build/repo %s main", b.Release),
@@ -86,6 +93,36 @@ func (p *pipeline) bootstrap() error {
 			}
 		},
 	})
+	return explainCustomise(err)
+}
+
+// explainCustomise turns the customisation script's own error lines into the build error:
+// they name the recipe field or script at fault, which the tool's exit status does not.
+func explainCustomise(err error) error {
+	var be *Error
+	if !errors.As(err, &be) || be.Info.Code != "stage_failed" {
+		return err // limits (memory, processes, disk, time) say more than any script line
+	}
+	for i := len(be.Info.LogTail) - 1; i >= 0; i-- {
+		line := be.Info.LogTail[i]
+		if msg, ok := strings.CutPrefix(line, "debate-timeout: "); ok {
+			be.Info.Code, be.Info.Message = "timeout", msg
+			be.Info.Hint = "make the script finish sooner, or raise the script time limit"
+			be.Err = fmt.Errorf("%w: %s: %w", ErrTimeout, msg, be.Err)
+			return be
+		}
+		if msg, ok := strings.CutPrefix(line, "debate-error: "); ok {
+			be.Info.Message = msg
+			if strings.HasPrefix(msg, "scripts[") {
+				be.Info.Code, be.Info.Hint = "script_failed", "fix the script named above; its output is in the log"
+				be.Err = fmt.Errorf("%w: %s: %w", ErrScriptFailed, msg, be.Err)
+			} else {
+				be.Info.Code, be.Info.Hint = "customise_failed", "fix the recipe field named above"
+			}
+			return be
+		}
+	}
+	return err
 }
 
 // customiseScript renders the shell script that applies the recipe to the root tree. It
@@ -227,8 +264,23 @@ fi`)
 			}
 			w("echo \"debate-script: %s\"", sc.Name)
 			w("cp /build/%s \"$R/.debate/script\"", staged)
-			w("chroot \"$R\" /bin/sh -e /.debate/script || fail %s", shq(fmt.Sprintf("scripts[%d] (%s) failed", i, sc.Name)))
+			label := fmt.Sprintf("scripts[%d] (%s)", i, sc.Name)
+			limit := ""
+			if p.o.ScriptTimeout > 0 {
+				limit = fmt.Sprintf("timeout -k 5 %d ", int(p.o.ScriptTimeout.Seconds()))
+			}
+			w("rc=0; %schroot \"$R\" /bin/sh -e /.debate/script || rc=$?", limit)
+			if limit != "" {
+				w("[ $rc != 124 ] && [ $rc != 137 ] || { echo %s; exit 1; }", shq(fmt.Sprintf("debate-timeout: %s ran longer than its limit of %s", label, p.o.ScriptTimeout)))
+			}
+			w("[ $rc = 0 ] || fail %s\"$rc\"", shq(label+" failed with exit status "))
 		}
+		return nil
+	})
+	add("initramfs", func() error {
+		w(`rm -f "$R/usr/sbin/update-initramfs"`)
+		w(`chroot "$R" dpkg-divert --quiet --local --rename --remove /usr/sbin/update-initramfs`)
+		w(`chroot "$R" update-initramfs -c -k all`)
 		return nil
 	})
 	add("clean up", func() error {

@@ -88,14 +88,16 @@ func failure(stage string, err error, tail []string) *Error {
 		return be
 	}
 	switch {
-	case errors.Is(err, sandbox.ErrTimeout):
-		err = fmt.Errorf("%w at stage %s: %w", ErrTimeout, stage, err)
+	case errors.Is(err, ErrDiskFull), errors.Is(err, ErrTimeout):
+		// already in the build's terms
 	case errors.Is(err, sandbox.ErrMemoryLimit):
 		err = fmt.Errorf("%w: %w", ErrMemoryLimit, err)
 	case errors.Is(err, sandbox.ErrPidsLimit):
 		err = fmt.Errorf("%w: %w", ErrProcessLimit, err)
 	case errors.Is(err, sandbox.ErrDiskFull):
 		err = fmt.Errorf("%w: %w", ErrDiskFull, err)
+	case errors.Is(err, sandbox.ErrTimeout):
+		err = fmt.Errorf("%w at stage %s: %w", ErrTimeout, stage, err)
 	case errors.Is(err, sandbox.ErrCanceled):
 		err = fmt.Errorf("%w: %w", ErrCanceled, err)
 	case errors.Is(err, sandbox.ErrUnsupported):

@@ -287,23 +287,30 @@ loop:
 	cg.killAll()
 	st := cg.stats()
 	st.Duration = time.Since(start)
+	code := 0
+	var ee *exec.ExitError
+	if errors.As(waitErr, &ee) {
+		code = ee.ExitCode()
+	} else if waitErr != nil && killedFor == nil {
+		return st, fmt.Errorf("sandbox: %s: %w", s.Name, waitErr)
+	}
+	exit := &ExitError{Code: code, Stats: st}
+	// A limit that was hit is the cause worth reporting, even when the command went on to
+	// exit 0 or ran into the timeout afterwards: some process of it was killed or could
+	// not start, so its result cannot be trusted.
+	var cause error = exit
+	if killedFor != nil {
+		cause = killedFor
+	}
 	switch {
+	case st.OOMKills > 0:
+		return st, fmt.Errorf("%s used more than the memory limit of %s (%w): %w", s.Name, humanBytes(s.Limits.MemoryBytes), ErrMemoryLimit, cause)
+	case st.PidsLimitHits > 0:
+		return st, fmt.Errorf("%s tried to start more than %d processes (%w): %w", s.Name, s.Limits.Pids, ErrPidsLimit, cause)
 	case killedFor != nil:
 		return st, killedFor
 	case waitErr == nil:
 		return st, nil
-	}
-	var ee *exec.ExitError
-	if !errors.As(waitErr, &ee) {
-		return st, fmt.Errorf("sandbox: %s: %w", s.Name, waitErr)
-	}
-	code := ee.ExitCode()
-	exit := &ExitError{Code: code, Stats: st}
-	switch {
-	case st.OOMKills > 0:
-		return st, fmt.Errorf("%s used more than the memory limit of %s (%w): %w", s.Name, humanBytes(s.Limits.MemoryBytes), ErrMemoryLimit, exit)
-	case st.PidsLimitHits > 0:
-		return st, fmt.Errorf("%s tried to start more than %d processes (%w): %w", s.Name, s.Limits.Pids, ErrPidsLimit, exit)
 	}
 	return st, fmt.Errorf("%s: %w", s.Name, exit)
 }
