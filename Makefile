@@ -12,7 +12,7 @@ DEB_PACKAGES := mmdebstrap squashfs-tools xorriso isolinux syslinux-common \
 	qemu-system-x86 ovmf bubblewrap systemd-container \
 	postgresql ca-certificates wrk
 
-.PHONY: all deps build run test bench bench-build bench-http vet fmt clean
+.PHONY: all deps build run serve test bench bench-build bench-http vet fmt clean
 
 all: build
 
@@ -32,6 +32,18 @@ run: deps build
 	$(BIN) build examples/minimal.yaml -o $(OUT_DIR) --cache-dir $(CACHE_DIR)
 	$(BIN) boot-test $(OUT_DIR)/minimal.iso --firmware bios
 
+# The API server, reachable from a browser at https://localhost:8443 (http://localhost:8080
+# redirects there). A private PostgreSQL cluster lives in .work/pg (kept between runs;
+# `make clean` removes it), migrations are applied at start, and the certificate comes
+# from a local CA in .work/state/ca: trust ca.pem there to silence the browser warning.
+# Ctrl-C drains the server and stops the database. Extra flags: make serve SERVE_FLAGS=...
+SERVE_FLAGS ?=
+serve: deps build
+	$(GO) build -o bin/devdb ./tools/devdb
+	bin/devdb --dir .work/pg -- $(BIN) serve --migrate-on-start --tls-self-signed \
+		--state-dir .work/state --listen localhost:8443 --http-listen localhost:8080 \
+		--log-format text $(SERVE_FLAGS)
+
 # Every test, against real tools: ISO builds share one package cache for the run.
 # Under CI=true, tests whose tools are missing fail instead of skipping.
 test: deps
@@ -42,6 +54,13 @@ bench: bench-build bench-http
 
 bench-build: deps build
 	DEBATE_TEST_CACHE=$(CACHE_DIR) $(GO) test -run '^$$' -bench BenchmarkBuild -benchtime 1x -timeout 60m ./internal/builder/
+
+# HTTP load benchmark (not a test): debate serve over TLS on a private PostgreSQL, driven
+# by a separate load process with 100 connections for 30 s per route. Figures and the
+# exact command go to docs/benchmarks.md. Run it on an otherwise idle machine.
+bench-http: deps build
+	$(GO) build -o bin/benchhttp ./tools/benchhttp
+	bin/benchhttp --server $(BIN) $(BENCH_HTTP_FLAGS)
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')

@@ -186,7 +186,7 @@ func (s *Server) Serve(ctx context.Context, ln, redirectLn net.Listener) error {
 			port = ln.Addr().(*net.TCPAddr).Port
 		}
 		rsrv := &http.Server{
-			Handler:           s.requestInfo(s.accessLog(s.redirectHandler(port))),
+			Handler:           s.requestInfo(s.accessLog(s.securityHeaders(s.redirectHandler(port)))),
 			ReadHeaderTimeout: 5 * time.Second,
 			ReadTimeout:       10 * time.Second,
 			WriteTimeout:      10 * time.Second,

@@ -123,6 +123,10 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 		}
 		c.dir = d
 	}
+	if err := c.checkReachable(); err != nil {
+		c.cleanupTemp()
+		return nil, err
+	}
 	c.dataDir = filepath.Join(c.dir, "data")
 	c.sockDir = filepath.Join(c.dir, "sock")
 	c.logPath = filepath.Join(c.dir, "postgres.log")
@@ -201,6 +205,27 @@ func serverCredential() (*syscall.Credential, error) {
 		return nil, fmt.Errorf("pgtest: gid of postgres: %w", err)
 	}
 	return &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid), NoSetGroups: true}, nil
+}
+
+// checkReachable makes sure the server's user can walk down to the cluster folder: a
+// parent folder closed to others fails later with a less helpful "permission denied".
+func (c *Cluster) checkReachable() error {
+	if c.cred == nil {
+		return nil
+	}
+	for d := filepath.Dir(c.dir); ; d = filepath.Dir(d) {
+		st, err := os.Stat(d)
+		if err != nil {
+			return fmt.Errorf("pgtest: %w", err)
+		}
+		sys, ok := st.Sys().(*syscall.Stat_t)
+		if st.Mode().Perm()&0o001 == 0 && !(ok && sys.Uid == c.cred.Uid) {
+			return fmt.Errorf("pgtest: the postgres user cannot reach %s: folder %s is closed to other users (chmod o+x %s, or use another folder)", c.dir, d, d)
+		}
+		if d == "/" || d == "." {
+			return nil
+		}
+	}
 }
 
 // own hands a path to the server's user when we run as root.
