@@ -571,7 +571,9 @@ func dedupeLock(in []LockedPackage) []LockedPackage {
 		seen[k] = len(out)
 		out = append(out, lp)
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name || (out[i].Name == out[j].Name && out[i].Version < out[j].Version) })
+	sort.Slice(out, func(i, j int) bool {
+		return out[i].Name < out[j].Name || (out[i].Name == out[j].Name && out[i].Version < out[j].Version)
+	})
 	return out
 }
 

@@ -29,10 +29,10 @@ type pipeline struct {
 	peakMemory int64
 
 	// Filled by the stages.
-	pinned   Pinned
-	sde      int64
-	lock     []LockedPackage
-	installed []InstalledPackage
+	pinned       Pinned
+	sde          int64
+	lock         []LockedPackage
+	installed    []InstalledPackage
 	buildKey     string
 	manifestData []byte
 	downloaded   int64
