@@ -51,6 +51,7 @@ type options struct {
 	routes      string
 	targets     string
 	serverFlags string
+	generator   string
 }
 
 func run() int {
@@ -66,6 +67,7 @@ func run() int {
 	fs.StringVar(&o.routes, "routes", "/health,/api/v1/health/db", "routes to load, one after the other")
 	fs.StringVar(&o.targets, "targets", "/health=10ms,/api/v1/health/db=25ms", "p99 targets per route")
 	fs.StringVar(&o.serverFlags, "server-flags", "", "extra flags for debate serve (space-separated)")
+	fs.StringVar(&o.generator, "generator", "auto", "load generator: wrk (C, lighter on a shared CPU), go (this program), or auto (wrk when installed)")
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		return 2
 	}
@@ -278,22 +280,33 @@ func orchestrate(o options) error {
 		}
 	}
 
-	fmt.Printf("debate %s, Go %s, %d CPUs; server: debate serve over TLS (self-signed, HTTP/1.1 keep-alive), PostgreSQL via unix socket\n",
-		versionOf(server), runtime.Version(), runtime.NumCPU())
-	fmt.Printf("load: %d connections, closed loop, %s warm-up then %s measured per route, from a separate process\n\n", o.conns, o.warmup, o.duration)
+	gen := o.generator
+	if gen == "auto" {
+		gen = "go"
+		if _, err := exec.LookPath("wrk"); err == nil {
+			gen = "wrk"
+		}
+	}
+	if gen != "wrk" && gen != "go" {
+		return fmt.Errorf("--generator %q: want wrk, go or auto", o.generator)
+	}
+	load, _ := os.ReadFile("/proc/loadavg")
+	fmt.Printf("debate %s, Go %s, %d CPUs, load average before the run: %s\n",
+		versionOf(server), runtime.Version(), runtime.NumCPU(), strings.Join(strings.Fields(string(load))[:min(3, len(strings.Fields(string(load))))], " "))
+	fmt.Printf("server: debate serve over TLS (self-signed), HTTP/1.1 keep-alive, access log on (JSON to a file), PostgreSQL on a unix socket\n")
+	fmt.Printf("load: %s, %d connections, closed loop, %s warm-up then %s measured per route, in a separate process\n\n", gen, o.conns, o.warmup, o.duration)
 	fmt.Printf("%-22s %10s %10s %9s %9s %9s %9s %7s  %s\n", "route", "requests", "req/s", "p50 ms", "p95 ms", "p99 ms", "max ms", "errors", "target")
 	failed := false
 	for _, route := range strings.Split(o.routes, ",") {
-		cmd := exec.Command(self, "--load", "--url", base+route, "--cacert", caFile,
-			"-c", strconv.Itoa(o.conns), "-d", o.duration.String(), "--warmup", o.warmup.String())
-		cmd.Stderr = os.Stderr
-		out, err := cmd.Output()
-		if err != nil {
-			return fmt.Errorf("load process for %s: %w", route, err)
-		}
 		var r result
-		if err := json.Unmarshal(out, &r); err != nil {
-			return fmt.Errorf("load process output %q: %w", out, err)
+		var err error
+		if gen == "wrk" {
+			r, err = runWrk(work, base+route, o.conns, o.warmup, o.duration)
+		} else {
+			r, err = runGoLoad(self, base+route, caFile, o)
+		}
+		if err != nil {
+			return err
 		}
 		verdict := "-"
 		if t, ok := targets[route]; ok {
@@ -313,6 +326,69 @@ func orchestrate(o options) error {
 		return errors.New("a target was missed")
 	}
 	return nil
+}
+
+func runGoLoad(self, url, caFile string, o options) (result, error) {
+	cmd := exec.Command(self, "--load", "--url", url, "--cacert", caFile,
+		"-c", strconv.Itoa(o.conns), "-d", o.duration.String(), "--warmup", o.warmup.String())
+	cmd.Stderr = os.Stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return result{}, fmt.Errorf("load process for %s: %w", url, err)
+	}
+	var r result
+	if err := json.Unmarshal(out, &r); err != nil {
+		return result{}, fmt.Errorf("load process output %q: %w", out, err)
+	}
+	return r, nil
+}
+
+// wrkScript makes wrk print its figures as one JSON line; non-2xx answers count as errors.
+const wrkScript = `done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format("BENCHJSON {\"requests\":%d,\"errors\":%d,\"p50_ms\":%.3f,\"p95_ms\":%.3f,\"p99_ms\":%.3f,\"max_ms\":%.3f,\"micros\":%d}\n",
+    summary.requests, e.connect + e.read + e.write + e.status + e.timeout,
+    latency:percentile(50)/1000, latency:percentile(95)/1000, latency:percentile(99)/1000, latency.max/1000, summary.duration))
+end
+`
+
+// runWrk loads url with wrk: a warm-up run, then the measured one.
+func runWrk(work, url string, conns int, warmup, duration time.Duration) (result, error) {
+	script := filepath.Join(work, "bench.lua")
+	if err := os.WriteFile(script, []byte(wrkScript), 0o644); err != nil {
+		return result{}, err
+	}
+	threads := strconv.Itoa(min(2, runtime.NumCPU()))
+	secs := func(d time.Duration) string { return strconv.Itoa(max(1, int(d.Seconds()))) + "s" }
+	if warmup > 0 {
+		if out, err := exec.Command("wrk", "-t", threads, "-c", strconv.Itoa(conns), "-d", secs(warmup), url).CombinedOutput(); err != nil {
+			return result{}, fmt.Errorf("wrk warm-up: %w\n%s", err, out)
+		}
+	}
+	out, err := exec.Command("wrk", "-t", threads, "-c", strconv.Itoa(conns), "-d", secs(duration), "-s", script, url).CombinedOutput()
+	if err != nil {
+		return result{}, fmt.Errorf("wrk: %w\n%s", err, out)
+	}
+	_, line, ok := strings.Cut(string(out), "BENCHJSON ")
+	if !ok {
+		return result{}, fmt.Errorf("wrk printed no figures:\n%s", out)
+	}
+	line, _, _ = strings.Cut(line, "\n")
+	var w struct {
+		Requests int     `json:"requests"`
+		Errors   int     `json:"errors"`
+		P50      float64 `json:"p50_ms"`
+		P95      float64 `json:"p95_ms"`
+		P99      float64 `json:"p99_ms"`
+		Max      float64 `json:"max_ms"`
+		Micros   int64   `json:"micros"`
+	}
+	if err := json.Unmarshal([]byte(line), &w); err != nil {
+		return result{}, fmt.Errorf("wrk figures %q: %w", line, err)
+	}
+	secsRun := float64(w.Micros) / 1e6
+	return result{URL: url, Conns: conns, Seconds: secsRun, Requests: w.Requests, Errors: w.Errors,
+		RPS: float64(w.Requests) / secsRun, P50: w.P50, P95: w.P95, P99: w.P99, Max: w.Max}, nil
 }
 
 func freePort() (int, error) {
