@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -355,16 +354,6 @@ func (r *serveRaw) validate(env Env) (*Serve, error) {
 		return nil, errors.Join(errs...)
 	}
 	return c, nil
-}
-
-// ListenPort is the numeric port of Listen (0 if it cannot be read).
-func (c *Serve) ListenPort() int {
-	_, p, err := net.SplitHostPort(c.Listen)
-	if err != nil {
-		return 0
-	}
-	n, _ := strconv.Atoi(p)
-	return n
 }
 
 // Migrate is the validated configuration of `debate migrate`.

@@ -317,12 +317,3 @@ func (m *Migrator) Status(ctx context.Context) (Status, error) {
 	}
 	return st, nil
 }
-
-// MigrationIDs lists the IDs of this migrator's migrations, in order.
-func (m *Migrator) MigrationIDs() []string {
-	ids := make([]string, len(m.migrations))
-	for i, mg := range m.migrations {
-		ids[i] = mg.ID()
-	}
-	return ids
-}
