@@ -115,6 +115,7 @@ func TestErrorsNameTheSetting(t *testing.T) {
 		{args: []string{"--listen", "nope"}, want: "--listen"},
 		{args: []string{"--listen", ":99999"}, want: "--listen"},
 		{args: []string{"--rate-limit", "-1"}, want: "--rate-limit"},
+		{args: []string{"--rate-limit", "99999999999"}, want: "--rate-limit"},
 		{args: []string{"--rate-limit", "lots"}, want: "-rate-limit"},
 		{env: map[string]string{"DEBATE_RATE_LIMIT": "lots"}, want: "DEBATE_RATE_LIMIT"},
 		{args: []string{"--rate-limit-group", "api"}, want: "--rate-limit-group"},

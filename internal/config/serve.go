@@ -95,6 +95,9 @@ type Serve struct {
 // defaultReadyTools are the programs build workers run; readiness fails without them.
 func defaultReadyTools() []string { return []string{"mmdebstrap", "mksquashfs", "xorriso", "bwrap"} }
 
+// maxRate keeps the limiter's per-request interval (a minute / limit) well above zero.
+const maxRate = 1_000_000_000
+
 var groupName = regexp.MustCompile(`^[a-z][a-z0-9-]{0,31}$`)
 
 // ServeFlags declares the flags of `debate serve` on fs and returns a function that, after
@@ -275,14 +278,14 @@ func (r *serveRaw) validate(env Env) (*Serve, error) {
 		bad("allowed-hosts", "must list at least one host name")
 	}
 
-	if r.rateLimit < 0 {
-		bad("rate-limit", "want requests per minute ≥ 0 (0 turns limiting off), got %d", r.rateLimit)
+	if r.rateLimit < 0 || r.rateLimit > maxRate {
+		bad("rate-limit", "want requests per minute from 0 to %d (0 turns limiting off), got %d", maxRate, r.rateLimit)
 	}
 	for _, g := range r.rateLimitGroups {
 		name, val, ok := strings.Cut(g, "=")
 		n, err := strconv.Atoi(strings.TrimSpace(val))
 		name = strings.TrimSpace(name)
-		if !ok || err != nil || n < 0 || !groupName.MatchString(name) {
+		if !ok || err != nil || n < 0 || n > maxRate || !groupName.MatchString(name) {
 			bad("rate-limit-group", "want group=N with N ≥ 0 requests per minute, e.g. api=300; got %q", g)
 			continue
 		}

@@ -259,12 +259,15 @@ const (
 func (s *Server) cors(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		origin := r.Header.Get("Origin")
+		h := w.Header()
+		if len(s.corsOrigins) > 0 {
+			// Answers differ by Origin: caches must keep them apart.
+			h.Add("Vary", "Origin")
+		}
 		if origin == "" {
 			next.ServeHTTP(w, r)
 			return
 		}
-		h := w.Header()
-		h.Add("Vary", "Origin")
 		allowed := s.corsOrigins[strings.ToLower(origin)]
 		preflight := r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != ""
 		if preflight {
