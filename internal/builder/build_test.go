@@ -54,7 +54,9 @@ func testCache(t *testing.T) string {
 	return dir
 }
 
-func loadRecipe(t *testing.T, path string) *recipe.Recipe {
+func loadRecipe(t *testing.T, path string) *recipe.Recipe { return loadRecipeB(t, path) }
+
+func loadRecipeB(t testing.TB, path string) *recipe.Recipe {
 	t.Helper()
 	data, err := os.ReadFile(path)
 	if err != nil {
