@@ -354,7 +354,9 @@ func TestOptionsValidate(t *testing.T) {
 		field string // "" when valid
 	}{
 		{"valid", func(*Options) {}, ""},
-		{"valid uefi tcg", func(o *Options) { o.Firmware, o.Accel, o.Timeout, o.MemoryMiB = FirmwareUEFI, AccelTCG, time.Minute, 512 }, ""},
+		{"valid uefi tcg", func(o *Options) {
+			o.Firmware, o.Accel, o.Timeout, o.MemoryMiB = FirmwareUEFI, AccelTCG, time.Minute, 512
+		}, ""},
 		{"no iso", func(o *Options) { o.ISO = "" }, "iso"},
 		{"missing iso", func(o *Options) { o.ISO = filepath.Join(dir, "nope.iso") }, "iso"},
 		{"iso is a directory", func(o *Options) { o.ISO = dir }, "iso"},
