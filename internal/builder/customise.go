@@ -55,7 +55,7 @@ func (p *pipeline) bootstrap() error {
 	}
 	inCustomise := false
 	err = p.exec(step{
-		name: "mmdebstrap",
+		name: "the installation and customisation",
 		args: []string{
 			"mmdebstrap", "--mode=root", "--variant=minbase", "--format=directory", "--verbose",
 			"--architectures=" + b.Architecture,

@@ -267,10 +267,11 @@ func (i *index) suggest(name string) string {
 		bestD = 4
 	}
 	for n := range i.real {
-		if abs(len(n)-len(name)) >= bestD {
+		if abs(len(n)-len(name)) > bestD {
 			continue
 		}
-		if d := levenshtein(name, n, bestD); d < bestD {
+		// Ties go to the alphabetically first name, so that the suggestion is stable.
+		if d := levenshtein(name, n, bestD+1); d < bestD || (d == bestD && best != "" && n < best) {
 			best, bestD = n, d
 		}
 	}

@@ -91,9 +91,9 @@ func failure(stage string, err error, tail []string) *Error {
 	case errors.Is(err, ErrDiskFull), errors.Is(err, ErrTimeout):
 		// already in the build's terms
 	case errors.Is(err, sandbox.ErrMemoryLimit):
-		err = fmt.Errorf("%w: %w", ErrMemoryLimit, err)
+		err = &wrapped{err, ErrMemoryLimit}
 	case errors.Is(err, sandbox.ErrPidsLimit):
-		err = fmt.Errorf("%w: %w", ErrProcessLimit, err)
+		err = &wrapped{err, ErrProcessLimit}
 	case errors.Is(err, sandbox.ErrDiskFull):
 		err = fmt.Errorf("%w: %w", ErrDiskFull, err)
 	case errors.Is(err, sandbox.ErrTimeout):
@@ -112,3 +112,12 @@ func failure(stage string, err error, tail []string) *Error {
 	}
 	return &Error{Info: info, Err: err}
 }
+
+// wrapped adds a sentinel to an error without changing its message.
+type wrapped struct {
+	err      error
+	sentinel error
+}
+
+func (w *wrapped) Error() string   { return w.err.Error() }
+func (w *wrapped) Unwrap() []error { return []error{w.err, w.sentinel} }

@@ -30,9 +30,9 @@ var (
 	// ErrTimeout: the run was killed because it exceeded Spec.Timeout.
 	ErrTimeout = errors.New("sandbox: time limit exceeded")
 	// ErrMemoryLimit: the kernel's OOM killer acted inside the sandbox's memory limit.
-	ErrMemoryLimit = errors.New("sandbox: memory limit exceeded")
+	ErrMemoryLimit = errors.New("memory limit exceeded")
 	// ErrPidsLimit: a fork failed because the process limit was reached.
-	ErrPidsLimit = errors.New("sandbox: process limit exceeded")
+	ErrPidsLimit = errors.New("process limit exceeded")
 	// ErrCanceled: the caller cancelled the run; the process tree was killed.
 	ErrCanceled = errors.New("sandbox: cancelled")
 	// ErrFailed: the command ran to completion and exited non-zero (see *ExitError).
@@ -274,7 +274,12 @@ loop:
 			killedFor = fmt.Errorf("%s ran longer than %s: %w", s.Name, s.Timeout, ErrTimeout)
 			cg.killAll()
 		case <-ctx.Done():
-			killedFor = fmt.Errorf("%s: %w (%w)", s.Name, ErrCanceled, ctx.Err())
+			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+				// The caller's deadline is a time limit too.
+				killedFor = fmt.Errorf("%s ran past its deadline: %w", s.Name, ErrTimeout)
+			} else {
+				killedFor = fmt.Errorf("%s: %w (%w)", s.Name, ErrCanceled, ctx.Err())
+			}
 			cg.killAll()
 		}
 		if killedFor != nil {
@@ -304,9 +309,9 @@ loop:
 	}
 	switch {
 	case st.OOMKills > 0:
-		return st, fmt.Errorf("%s used more than the memory limit of %s (%w): %w", s.Name, humanBytes(s.Limits.MemoryBytes), ErrMemoryLimit, cause)
+		return st, &limitError{fmt.Sprintf("a process of %s needed more than the memory limit of %s and was killed", s.Name, humanBytes(s.Limits.MemoryBytes)), []error{ErrMemoryLimit, cause}}
 	case st.PidsLimitHits > 0:
-		return st, fmt.Errorf("%s tried to start more than %d processes (%w): %w", s.Name, s.Limits.Pids, ErrPidsLimit, cause)
+		return st, &limitError{fmt.Sprintf("%s tried to run more than %d processes at once", s.Name, s.Limits.Pids), []error{ErrPidsLimit, cause}}
 	case killedFor != nil:
 		return st, killedFor
 	case waitErr == nil:
@@ -314,6 +319,16 @@ loop:
 	}
 	return st, fmt.Errorf("%s: %w", s.Name, exit)
 }
+
+// limitError reads as what happened, in words, and matches both the limit's sentinel and
+// the run's own outcome (exit status or timeout).
+type limitError struct {
+	msg  string
+	errs []error
+}
+
+func (e *limitError) Error() string   { return e.msg }
+func (e *limitError) Unwrap() []error { return e.errs }
 
 func orDiscard(w io.Writer) io.Writer {
 	if w == nil {

@@ -135,7 +135,7 @@ func TestMemoryLimit(t *testing.T) {
 	if !errors.Is(err, ErrMemoryLimit) {
 		t.Fatalf("want ErrMemoryLimit, got %v (stats %+v)", err, st)
 	}
-	if !strings.Contains(err.Error(), "128.0 MiB") {
+	if !strings.Contains(err.Error(), "memory limit of 128.0 MiB") {
 		t.Fatalf("error does not name the limit: %v", err)
 	}
 }
