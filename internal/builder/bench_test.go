@@ -3,7 +3,7 @@ package builder
 import (
 	"context"
 	"fmt"
-		"testing"
+	"testing"
 	"time"
 )
 
