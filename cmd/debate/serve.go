@@ -27,7 +27,10 @@ func runServe(ctx context.Context, args []string, _, stderr io.Writer) int {
 		printConfigError(stderr, "serve", err)
 		return 2
 	}
-	logger := newLogger(stderr, cfg.Log)
+	logs := newLogBuffer(stderr, 100*time.Millisecond)
+	defer logs.Close()
+	logger := newLogger(logs, cfg.Log)
+	logger = slog.New(flushOnWarn{logger.Handler(), logs.Flush})
 
 	st, err := store.Open(ctx, cfg.Database.URL, store.Options{MaxConns: cfg.Database.MaxConns, Logger: logger})
 	if err != nil {

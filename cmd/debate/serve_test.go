@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -136,5 +137,32 @@ func TestMigrateThenServe(t *testing.T) {
 	}
 	if !strings.Contains(logs.String(), `"msg":"stopped"`) || !strings.Contains(logs.String(), `"msg":"schema is current"`) {
 		t.Errorf("log lacks start-up/shutdown lines:\n%s", logs.String())
+	}
+}
+
+func TestLogBufferFlushes(t *testing.T) {
+	out := &lockedBuffer{}
+	b := newLogBuffer(out, 300*time.Millisecond)
+	logger := slog.New(flushOnWarn{slog.NewJSONHandler(b, nil), b.Flush})
+	logger.Info("quiet")
+	if strings.Contains(out.String(), "quiet") {
+		t.Fatal("info line written at once: the buffer does nothing")
+	}
+	logger.With("k", "v").Warn("loud")
+	if !strings.Contains(out.String(), "loud") || !strings.Contains(out.String(), "quiet") {
+		t.Fatalf("warning not flushed at once: %q", out.String())
+	}
+	logger.Info("later")
+	deadline := time.Now().Add(5 * time.Second)
+	for !strings.Contains(out.String(), "later") {
+		if time.Now().After(deadline) {
+			t.Fatal("buffered line never flushed")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	logger.Info("last")
+	b.Close()
+	if !strings.Contains(out.String(), "last") {
+		t.Fatal("Close lost a line")
 	}
 }
