@@ -7,53 +7,24 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 
+	"debate/internal/catalog"
 	"debate/internal/recipe"
 )
 
-// Layer kinds, from the bottom of an image to its top.
-const (
-	KindOpeningStatement = "opening-statement" // a base system variant
-	KindPlatform         = "platform"          // hardware or virtual platform support
-	KindRhetoric         = "rhetoric"          // look and feel: desktop, shell, theme
-	KindTalkingPoints    = "talking-points"    // applications and services
-	KindClosingArgument  = "closing-argument"  // final touches: hardening, clean-up
-)
+// Layer is the catalog's layer type: resolve composes what the catalog holds.
+type Layer = catalog.Layer
 
-// Kinds lists the layer kinds in order.
-func Kinds() []string {
-	return []string{KindOpeningStatement, KindPlatform, KindRhetoric, KindTalkingPoints, KindClosingArgument}
-}
-
-// Layer is a reusable part of a recipe from the catalog. Its fields mean what the recipe
-// fields of the same name mean; empty means "no opinion".
-type Layer struct {
-	ID            string           `json:"id"`
-	Title         string           `json:"title"`
-	Description   string           `json:"description"`
-	Kind          string           `json:"kind"`
-	Packages      []string         `json:"packages,omitempty"`
-	Files         []recipe.File    `json:"files,omitempty"`
-	Services      recipe.Services  `json:"services"`
-	Hostname      string           `json:"hostname,omitempty"`
-	Locale        string           `json:"locale,omitempty"`
-	Timezone      string           `json:"timezone,omitempty"`
-	Keyboard      *recipe.Keyboard `json:"keyboard,omitempty"`
-	KernelCmdline []string         `json:"kernelCmdline,omitempty"`
-	Scripts       []recipe.Script  `json:"scripts,omitempty"`
-	// Requires names layers (by id or by something they provide) that must also be listed.
-	Requires []string `json:"requires,omitempty"`
-	// Conflicts names layers (by id or by something they provide) that must not be listed
-	// with this one.
-	Conflicts []string `json:"conflicts,omitempty"`
-	// Provides names capabilities this layer stands for besides its id, so that
-	// alternatives (two display managers, say) can satisfy or exclude one another.
-	Provides []string `json:"provides,omitempty"`
-}
-
-// Catalog looks layers up by id.
+// Catalog looks layers up by id. *catalog.Catalog is one.
 type Catalog interface {
 	Layer(id string) (Layer, bool)
+}
+
+// exclusiveCatalog is implemented by catalogs that know which capabilities are exclusive
+// (two layers providing one with different implementations conflict).
+type exclusiveCatalog interface {
+	Exclusive(capability string) bool
 }
 
 // Sentinel errors of Compose; every error Compose returns for a bad recipe also matches
@@ -87,7 +58,9 @@ const (
 //     "loglevel=7" and wins in the kernel as it should;
 //   - scripts: run in order, layers' first; a script with the name of an earlier one
 //     replaces it and runs at the later position;
-//   - everything else (name, base, users, boot, image, the layers list) is the recipe's.
+//   - users: by name, a later layer's user replaces an earlier one's, the recipe's replace
+//     any layer's (a layer's admin account gets its password or keys that way);
+//   - everything else (name, base, boot, image, the layers list) is the recipe's.
 //
 // Every problem (r's own, unknown layers, unmet requirements, conflicts) is reported at
 // once; the effective recipe is validated too, since layers add content of their own.
@@ -137,7 +110,8 @@ func Compose(r *recipe.Recipe, c Catalog) (*recipe.Recipe, error) {
 	return eff, nil
 }
 
-// relations checks Requires and Conflicts among the listed layers.
+// relations checks Requires and Conflicts among the listed layers, and exclusive
+// capabilities when the catalog knows them.
 func relations(layers []Layer, positions []int, c Catalog) ([]recipe.FieldError, []error) {
 	var errs []recipe.FieldError
 	var kinds []error
@@ -145,13 +119,26 @@ func relations(layers []Layer, positions []int, c Catalog) ([]recipe.FieldError,
 	who := map[string][]int{}
 	for k, l := range layers {
 		who[l.ID] = append(who[l.ID], k)
-		for _, p := range l.Provides {
-			if p != l.ID {
+		for _, p := range l.Capabilities() {
+			if p != l.ID && !slices.Contains(who[p], k) {
 				who[p] = append(who[p], k)
 			}
 		}
 	}
 	reported := map[[2]int]bool{}
+	conflict := func(k, other int, why string) {
+		pair := [2]int{min(k, other), max(k, other)}
+		if reported[pair] {
+			return
+		}
+		reported[pair] = true
+		errs = append(errs, recipe.FieldError{
+			Path: fmt.Sprintf("layers[%d]", positions[pair[0]]), Code: CodeLayerConflict,
+			Message: fmt.Sprintf("layer %q conflicts with layer %q (layers[%d])%s; remove one of them", layers[pair[0]].ID, layers[pair[1]].ID, positions[pair[1]], why),
+		})
+		kinds = appendOnce(kinds, ErrLayerConflict)
+	}
+	ex, _ := c.(exclusiveCatalog)
 	for k, l := range layers {
 		path := fmt.Sprintf("layers[%d]", positions[k])
 		for _, req := range l.Requires {
@@ -167,22 +154,30 @@ func relations(layers []Layer, positions []int, c Catalog) ([]recipe.FieldError,
 		}
 		for _, con := range l.Conflicts {
 			for _, other := range who[con] {
+				if other != k {
+					conflict(k, other, "")
+				}
+			}
+		}
+		if ex == nil {
+			continue
+		}
+		for _, p := range l.Provides {
+			name, impl := catalog.Capability(p)
+			if !ex.Exclusive(name) {
+				continue
+			}
+			for _, other := range who[name] {
 				if other == k {
 					continue
 				}
-				pair := [2]int{min(k, other), max(k, other)}
-				if reported[pair] {
-					continue
+				if oi, _ := layers[other].Implementation(name); oi == "" || impl == "" || oi != impl {
+					conflict(k, other, fmt.Sprintf(": both provide %s", name))
 				}
-				reported[pair] = true
-				errs = append(errs, recipe.FieldError{
-					Path: path, Code: CodeLayerConflict,
-					Message: fmt.Sprintf("layer %q conflicts with layer %q (layers[%d]); remove one of them", l.ID, layers[other].ID, positions[other]),
-				})
-				kinds = appendOnce(kinds, ErrLayerConflict)
 			}
 		}
 	}
+	slices.SortStableFunc(errs, func(a, b recipe.FieldError) int { return strings.Compare(a.Path, b.Path) })
 	return errs, kinds
 }
 
@@ -212,6 +207,14 @@ func apply(r *recipe.Recipe, layers []Layer) *recipe.Recipe {
 			units[recipe.NormalizeUnit(u)] = false
 		}
 	}
+	users := map[string]recipe.User{}
+	addUsers := func(us []recipe.User) {
+		for _, u := range us {
+			u.Groups = slices.Clone(u.Groups)
+			u.SSHKeys = slices.Clone(u.SSHKeys)
+			users[u.Name] = u
+		}
+	}
 	addFiles := func(fs []recipe.File) {
 		for _, f := range recipe.CloneFiles(fs) {
 			files[f.Path] = f
@@ -221,6 +224,7 @@ func apply(r *recipe.Recipe, layers []Layer) *recipe.Recipe {
 	for _, l := range layers {
 		packages = append(packages, l.Packages...)
 		addFiles(l.Files)
+		addUsers(l.Users)
 		addServices(l.Services)
 		eff.Hostname = override(eff.Hostname, l.Hostname)
 		eff.Locale = override(eff.Locale, l.Locale)
@@ -234,6 +238,7 @@ func apply(r *recipe.Recipe, layers []Layer) *recipe.Recipe {
 
 	packages = append(packages, r.Packages...)
 	addFiles(r.Files)
+	addUsers(r.Users)
 	addServices(r.Services)
 	eff.Hostname = override(eff.Hostname, r.Hostname)
 	eff.Locale = override(eff.Locale, r.Locale)
@@ -258,6 +263,11 @@ func apply(r *recipe.Recipe, layers []Layer) *recipe.Recipe {
 		}
 		return 0
 	})
+	eff.Users = make([]recipe.User, 0, len(users))
+	for _, u := range users {
+		eff.Users = append(eff.Users, u)
+	}
+	slices.SortFunc(eff.Users, func(a, b recipe.User) int { return strings.Compare(a.Name, b.Name) })
 	eff.Services = recipe.Services{Enable: []string{}, Disable: []string{}}
 	for u, on := range units {
 		if on {

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"debate/internal/catalog"
 	"debate/internal/recipe"
 )
 
@@ -23,7 +24,7 @@ func strp(s string) *string { return &s }
 func testCatalog() mapCatalog {
 	return mapCatalog{
 		"alpha": {
-			ID: "alpha", Kind: KindTalkingPoints,
+			ID: "alpha", Kind: catalog.KindTalkingPoints,
 			Packages: []string{"vim", "curl"},
 			Files: []recipe.File{
 				{Path: "/etc/shared", Content: strp("alpha\n")},
@@ -37,7 +38,7 @@ func testCatalog() mapCatalog {
 			Scripts:       []recipe.Script{{Name: "setup", Run: "echo alpha"}, {Name: "alpha-only", Run: "true"}},
 		},
 		"beta": {
-			ID: "beta", Kind: KindRhetoric,
+			ID: "beta", Kind: catalog.KindRhetoric,
 			Packages:      []string{"curl", "htop"},
 			Files:         []recipe.File{{Path: "/etc/shared", Content: strp("beta\n")}},
 			Services:      recipe.Services{Disable: []string{"ssh.service"}},
@@ -47,11 +48,11 @@ func testCatalog() mapCatalog {
 			KernelCmdline: []string{"loglevel=7"},
 			Scripts:       []recipe.Script{{Name: "setup", Run: "echo beta"}},
 		},
-		"gnome": {ID: "gnome", Kind: KindRhetoric, Provides: []string{"desktop"}, Conflicts: []string{"desktop"}, Packages: []string{"gnome-core"}},
-		"kde":   {ID: "kde", Kind: KindRhetoric, Provides: []string{"desktop"}, Conflicts: []string{"desktop"}, Packages: []string{"kde-plasma-desktop"}},
-		"theme": {ID: "theme", Kind: KindClosingArgument, Requires: []string{"desktop"}},
-		"tools": {ID: "tools", Kind: KindTalkingPoints, Requires: []string{"alpha"}},
-		"bad":   {ID: "bad", Kind: KindPlatform, Files: []recipe.File{{Path: "/proc/x", Content: strp("")}}},
+		"gnome": {ID: "gnome", Kind: catalog.KindRhetoric, Provides: []string{"desktop"}, Conflicts: []string{"desktop"}, Packages: []string{"gnome-core"}},
+		"kde":   {ID: "kde", Kind: catalog.KindRhetoric, Provides: []string{"desktop"}, Conflicts: []string{"desktop"}, Packages: []string{"kde-plasma-desktop"}},
+		"theme": {ID: "theme", Kind: catalog.KindClosingArgument, Requires: []string{"desktop"}},
+		"tools": {ID: "tools", Kind: catalog.KindTalkingPoints, Requires: []string{"alpha"}},
+		"bad":   {ID: "bad", Kind: catalog.KindPlatform, Files: []recipe.File{{Path: "/proc/x", Content: strp("")}}},
 	}
 }
 
@@ -266,5 +267,38 @@ func TestComposeErrors(t *testing.T) {
 	}
 	if _, err := Compose(nil, c); !errors.Is(err, recipe.ErrInvalid) {
 		t.Errorf("nil recipe: %v", err)
+	}
+}
+
+func TestComposeUsersAndExclusiveCapabilities(t *testing.T) {
+	c, err := catalog.Default()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := withLayers("admin-user", "ssh-server")
+	eff, err := Compose(r, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(eff.Users) != 1 || eff.Users[0].Name != "admin" || !eff.Users[0].Sudo || eff.Users[0].PasswordHash != "" {
+		t.Fatalf("users = %+v", eff.Users)
+	}
+	// The recipe's user of the same name replaces the layer's.
+	r.Users = []recipe.User{{Name: "admin", SSHKeys: []string{"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIDKUyaepiw1RF6aI3s6VV4TTsCcb4otU+5VuhcGeOCRs a@b"}}}
+	eff, err = Compose(r, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(eff.Users) != 1 || eff.Users[0].Sudo || len(eff.Users[0].SSHKeys) != 1 {
+		t.Fatalf("users = %+v", eff.Users)
+	}
+	// Two display managers: an exclusive capability with two implementations.
+	_, err = Compose(withLayers("gnome", "xfce"), c)
+	if !errors.Is(err, ErrLayerConflict) || !strings.Contains(err.Error(), "display-manager") {
+		t.Errorf("gnome+xfce: %v", err)
+	}
+	// The same implementation (LightDM, PulseAudio) is no conflict.
+	if _, err := Compose(withLayers("xfce", "i3"), c); err != nil {
+		t.Errorf("xfce+i3: %v", err)
 	}
 }
