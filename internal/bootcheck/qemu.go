@@ -179,9 +179,11 @@ func run(ctx context.Context, spec qemuSpec, deadline time.Time, rule stopRule, 
 	pgid := cmd.Process.Pid
 
 	chunks := make(chan chunk, 64)
-	go pump(serialR, srcSerial, chunks)
-	go pump(fwR, srcFirmware, chunks)
-	go pump(errR, srcStderr, chunks)
+	quit := make(chan struct{})
+	defer close(quit) // releases a pump still blocked on a send once run returns
+	go pump(serialR, srcSerial, chunks, quit)
+	go pump(fwR, srcFirmware, chunks, quit)
+	go pump(errR, srcStderr, chunks, quit)
 
 	serial := newScanner(serialPatterns, true)
 	firmware := newScanner(firmwarePatterns, false)
@@ -355,17 +357,25 @@ func drain(chunks <-chan chunk, open *int, serial, firmware *scanner, stderr *ta
 	}
 }
 
-// pump copies one pipe into the channel, then reports EOF. The channel is buffered and
-// drained after the loop, so that a pump never blocks forever on a gone reader.
-func pump(r io.Reader, src int, ch chan<- chunk) {
+// pump copies one pipe into the channel, then reports EOF. It gives up when quit is
+// closed, so that it never blocks forever on a reader that is gone.
+func pump(r io.Reader, src int, ch chan<- chunk, quit <-chan struct{}) {
 	buf := make([]byte, 32*1024)
+	send := func(c chunk) bool {
+		select {
+		case ch <- c:
+			return true
+		case <-quit:
+			return false
+		}
+	}
 	for {
 		n, err := r.Read(buf)
-		if n > 0 {
-			ch <- chunk{src: src, data: bytes.Clone(buf[:n])}
+		if n > 0 && !send(chunk{src: src, data: bytes.Clone(buf[:n])}) {
+			return
 		}
 		if err != nil {
-			ch <- chunk{src: src, eof: true}
+			send(chunk{src: src, eof: true})
 			return
 		}
 	}
