@@ -40,6 +40,11 @@ type Options struct {
 	ScriptTimeout time.Duration
 	// DiskLimit bounds the build's workspace (default 16 GiB).
 	DiskLimit int64
+	// AfterResolve, when set, is called once the inputs are pinned, with the build key:
+	// a service uses it to find an identical finished build. Returning ErrStop ends the
+	// build there, successfully, with a Result that holds only the keys; any other error
+	// fails the build.
+	AfterResolve func(buildKey string) error
 	// Events receives the progress stream (may be nil).
 	Events func(Event)
 	// Log receives the full output of every tool (may be nil).
@@ -136,6 +141,10 @@ func Build(ctx context.Context, o Options) (*Result, error) {
 	}
 	rep := newReporter(o.Events)
 	res, err := build(ctx, o, rep)
+	if errors.Is(err, ErrStop) && res != nil {
+		rep.emit(Event{Type: EventBuildEnd, Seconds: time.Since(rep.start).Seconds(), Message: "stopped after resolve: " + err.Error()})
+		return res, ErrStop
+	}
 	if err != nil {
 		be := failure(rep.current(), err, nil)
 		rep.emit(Event{Type: EventBuildEnd, Error: &be.Info, Seconds: time.Since(rep.start).Seconds(), Message: "build failed"})
@@ -170,6 +179,8 @@ func build(ctx context.Context, o Options, rep *reporter) (*Result, error) {
 	if err := os.MkdirAll(o.WorkDir, 0o755); err != nil {
 		return nil, fmt.Errorf("create work directory: %w", err)
 	}
+	// Workspaces of builds whose process died (a killed worker) are removed here.
+	_, _ = sandbox.SweepWorkspaces(o.WorkDir)
 	if err := os.MkdirAll(o.OutDir, 0o755); err != nil {
 		return nil, fmt.Errorf("create output directory: %w", err)
 	}
@@ -200,6 +211,9 @@ func build(ctx context.Context, o Options, rep *reporter) (*Result, error) {
 		deadline: deadline, ctx: ctx,
 	}
 	art, err := p.run()
+	if errors.Is(err, ErrStop) {
+		return &Result{Name: r.Name, RecipeHash: recipeHash, BuildKey: p.buildKey}, err
+	}
 	if err != nil {
 		if ws.Full() {
 			err = fmt.Errorf("%w (%s): %w", ErrDiskFull, humanBytes(ws.Size()), err)

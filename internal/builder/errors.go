@@ -20,6 +20,8 @@ var (
 	ErrCanceled          = errors.New("build cancelled")
 	ErrNotReproducible   = errors.New("build is not reproducible")
 	ErrInvalidOptions    = errors.New("invalid build options")
+	// ErrStop is returned by an AfterResolve hook to end a build early without failing.
+	ErrStop = errors.New("build stopped after resolve")
 )
 
 // ErrorInfo is the user-facing description of a failed build, as events carry it.

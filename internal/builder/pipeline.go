@@ -65,6 +65,11 @@ func (p *pipeline) run() (*Result, error) {
 			return nil, err
 		}
 		p.rep.stageEnd("")
+		if s.stage == StageResolve && p.o.AfterResolve != nil {
+			if err := p.o.AfterResolve(p.buildKey); err != nil {
+				return nil, err
+			}
+		}
 	}
 	return p.publish()
 }

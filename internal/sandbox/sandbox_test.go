@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"os/exec"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -205,5 +206,35 @@ func TestWorkspaceDiskLimit(t *testing.T) {
 	}
 	if !strings.Contains(out, "No space left") {
 		t.Fatalf("unexpected output: %s", out)
+	}
+}
+
+func TestSweepRemovesDeadWorkspacesOnly(t *testing.T) {
+	requireSandbox(t)
+	parent := t.TempDir()
+	live, err := NewWorkspace(filepath.Join(parent, "live"), 64<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer live.Close()
+	dead, err := NewWorkspace(filepath.Join(parent, "dead"), 64<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A dead owner: the lock is released without the workspace being closed.
+	dead.lock.Close()
+	n, err := SweepWorkspaces(parent)
+	if err != nil || n != 1 {
+		t.Fatalf("swept %d, %v", n, err)
+	}
+	if _, err := os.Stat(dead.image); err == nil {
+		t.Fatal("dead workspace image left")
+	}
+	if _, err := os.Stat(live.image); err != nil {
+		t.Fatal("live workspace removed")
+	}
+	out, _ := exec.Command("findmnt", "-n", dead.Dir).Output()
+	if len(out) > 0 {
+		t.Fatalf("dead workspace still mounted: %s", out)
 	}
 }

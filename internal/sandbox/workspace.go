@@ -20,6 +20,7 @@ type Workspace struct {
 	Dir   string // the mounted directory
 	image string
 	size  int64
+	lock  *os.File // held while the workspace is in use; see SweepWorkspaces
 }
 
 // NewWorkspace creates a workspace of at most size bytes mounted at dir (created if needed).
@@ -31,7 +32,23 @@ func NewWorkspace(dir string, size int64) (*Workspace, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("create workspace: %w", err)
 	}
-	image := strings.TrimSuffix(dir, "/") + ".img"
+	base := strings.TrimSuffix(dir, "/")
+	lock, err := os.OpenFile(base+".lock", os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("create workspace lock: %w", err)
+	}
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		lock.Close()
+		return nil, fmt.Errorf("lock workspace: %w", err)
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			os.Remove(base + ".lock")
+			lock.Close()
+		}
+	}()
+	image := base + ".img"
 	f, err := os.OpenFile(image, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("create workspace image: %w", err)
@@ -42,7 +59,7 @@ func NewWorkspace(dir string, size int64) (*Workspace, error) {
 		return nil, fmt.Errorf("size workspace image: %w", err)
 	}
 	f.Close()
-	w := &Workspace{Dir: dir, image: image, size: size}
+	w := &Workspace{Dir: dir, image: image, size: size, lock: lock}
 	// No journal and no reserved blocks: it is scratch space that lives for one build.
 	if out, err := exec.Command("mkfs.ext4", "-q", "-F", "-O", "^has_journal", "-m", "0", "-E", "lazy_itable_init=1,nodiscard", image).CombinedOutput(); err != nil {
 		os.Remove(image)
@@ -53,6 +70,7 @@ func NewWorkspace(dir string, size int64) (*Workspace, error) {
 		return nil, fmt.Errorf("mount workspace (loop devices needed, as root): %v: %s", err, strings.TrimSpace(string(out)))
 	}
 	_ = os.Remove(filepath.Join(dir, "lost+found"))
+	ok = true
 	return w, nil
 }
 
@@ -85,5 +103,40 @@ func (w *Workspace) Close() error {
 	if err := os.Remove(w.Dir); err != nil && !errors.Is(err, os.ErrNotExist) {
 		errs = append(errs, err)
 	}
+	if w.lock != nil {
+		os.Remove(w.lock.Name())
+		w.lock.Close()
+	}
 	return errors.Join(errs...)
+}
+
+// SweepWorkspaces removes the workspaces under parent whose owner died (a killed worker
+// or build): their lock is no longer held. It returns how many it removed.
+func SweepWorkspaces(parent string) (int, error) {
+	locks, err := filepath.Glob(filepath.Join(parent, "*.lock"))
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, l := range locks {
+		f, err := os.OpenFile(l, os.O_RDWR, 0)
+		if err != nil {
+			continue
+		}
+		if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+			f.Close() // alive: its owner holds the lock
+			continue
+		}
+		w := &Workspace{Dir: strings.TrimSuffix(l, ".lock"), image: strings.TrimSuffix(l, ".lock") + ".img", lock: f}
+		if _, err := os.Stat(w.Dir); err == nil {
+			_ = exec.Command("umount", w.Dir).Run()
+		}
+		_ = exec.Command("umount", "-l", w.Dir).Run()
+		os.Remove(w.image)
+		os.RemoveAll(w.Dir)
+		os.Remove(l)
+		f.Close()
+		n++
+	}
+	return n, nil
 }
