@@ -52,6 +52,7 @@ type options struct {
 	targets     string
 	serverFlags string
 	generator   string
+	threads     int
 }
 
 func run() int {
@@ -67,6 +68,7 @@ func run() int {
 	fs.StringVar(&o.routes, "routes", "/health,/api/v1/health/db", "routes to load, one after the other")
 	fs.StringVar(&o.targets, "targets", "/health=10ms,/api/v1/health/db=25ms", "p99 targets per route")
 	fs.StringVar(&o.serverFlags, "server-flags", "", "extra flags for debate serve (space-separated)")
+	fs.IntVar(&o.threads, "threads", 2, "wrk threads")
 	fs.StringVar(&o.generator, "generator", "auto", "load generator: wrk (C, lighter on a shared CPU), go (this program), or auto (wrk when installed)")
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		return 2
@@ -294,31 +296,42 @@ func orchestrate(o options) error {
 	fmt.Printf("debate %s, Go %s, %d CPUs, load average before the run: %s\n",
 		versionOf(server), runtime.Version(), runtime.NumCPU(), strings.Join(strings.Fields(string(load))[:min(3, len(strings.Fields(string(load))))], " "))
 	fmt.Printf("server: debate serve over TLS (self-signed), HTTP/1.1 keep-alive, access log on (JSON to a file), PostgreSQL on a unix socket\n")
-	fmt.Printf("load: %s, %d connections, closed loop, %s warm-up then %s measured per route, in a separate process\n\n", gen, o.conns, o.warmup, o.duration)
-	fmt.Printf("%-22s %10s %10s %9s %9s %9s %9s %7s  %s\n", "route", "requests", "req/s", "p50 ms", "p95 ms", "p99 ms", "max ms", "errors", "target")
+	genLabel := "Go net/http client (benchhttp --load)"
+	if gen == "wrk" {
+		genLabel = fmt.Sprintf("wrk with %d threads", o.threads)
+	}
+	fmt.Printf("load: %s, %d connections, closed loop, %s warm-up then %s measured per route, in a separate process\n\n", genLabel, o.conns, o.warmup, o.duration)
+	fmt.Printf("%-20s %9s %8s %8s %8s %8s %8s %6s %6s  %s\n", "route", "requests", "req/s", "p50 ms", "p95 ms", "p99 ms", "max ms", "errors", "other", "target")
 	failed := false
 	for _, route := range strings.Split(o.routes, ",") {
 		var r result
+		var loadCPU time.Duration
 		var err error
+		var before cpuSnap
+		mark := func() { before = readCPU(srv.Process.Pid) }
 		if gen == "wrk" {
-			r, err = runWrk(work, base+route, o.conns, o.warmup, o.duration)
+			r, loadCPU, err = runWrk(work, base+route, o.threads, o.conns, o.warmup, o.duration, mark)
 		} else {
-			r, err = runGoLoad(self, base+route, caFile, o)
+			mark()
+			r, loadCPU, err = runGoLoad(self, base+route, caFile, o)
 		}
 		if err != nil {
 			return err
 		}
+		other := otherCPU(before, readCPU(srv.Process.Pid), loadCPU)
 		verdict := "-"
 		if t, ok := targets[route]; ok {
 			ok := r.Errors == 0 && time.Duration(r.P99*float64(time.Millisecond)) < t
 			verdict = fmt.Sprintf("p99 < %s, 0 errors: %s", t, map[bool]string{true: "met", false: "MISSED"}[ok])
 			failed = failed || !ok
 		}
-		fmt.Printf("%-22s %10d %10.0f %9.2f %9.2f %9.2f %9.2f %7d  %s\n", route, r.Requests, r.RPS, r.P50, r.P95, r.P99, r.Max, r.Errors, verdict)
+		fmt.Printf("%-20s %9d %8.0f %8.2f %8.2f %8.2f %8.2f %6d %5.0f%%  %s\n", route, r.Requests, r.RPS, r.P50, r.P95, r.P99, r.Max, r.Errors, other, verdict)
 		if r.FirstErr != "" {
 			fmt.Printf("  first error: %s\n", r.FirstErr)
 		}
 	}
+	fmt.Println("\nother: CPU used by processes outside the benchmark during the measurement, as a share of the machine;")
+	fmt.Println("       figures taken with more than a few percent there are not this server's.")
 	if st, err := os.Stat(logPath); err == nil {
 		fmt.Printf("\nserver access log: %.1f MB of JSON lines (written during the run)\n", float64(st.Size())/1e6)
 	}
@@ -328,19 +341,19 @@ func orchestrate(o options) error {
 	return nil
 }
 
-func runGoLoad(self, url, caFile string, o options) (result, error) {
+func runGoLoad(self, url, caFile string, o options) (result, time.Duration, error) {
 	cmd := exec.Command(self, "--load", "--url", url, "--cacert", caFile,
 		"-c", strconv.Itoa(o.conns), "-d", o.duration.String(), "--warmup", o.warmup.String())
 	cmd.Stderr = os.Stderr
 	out, err := cmd.Output()
 	if err != nil {
-		return result{}, fmt.Errorf("load process for %s: %w", url, err)
+		return result{}, 0, fmt.Errorf("load process for %s: %w", url, err)
 	}
 	var r result
 	if err := json.Unmarshal(out, &r); err != nil {
-		return result{}, fmt.Errorf("load process output %q: %w", out, err)
+		return result{}, 0, fmt.Errorf("load process output %q: %w", out, err)
 	}
-	return r, nil
+	return r, cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime(), nil
 }
 
 // wrkScript makes wrk print its figures as one JSON line; non-2xx answers count as errors.
@@ -353,25 +366,27 @@ end
 `
 
 // runWrk loads url with wrk: a warm-up run, then the measured one.
-func runWrk(work, url string, conns int, warmup, duration time.Duration) (result, error) {
+func runWrk(work, url string, threads, conns int, warmup, duration time.Duration, before func()) (result, time.Duration, error) {
 	script := filepath.Join(work, "bench.lua")
 	if err := os.WriteFile(script, []byte(wrkScript), 0o644); err != nil {
-		return result{}, err
+		return result{}, 0, err
 	}
-	threads := strconv.Itoa(min(2, runtime.NumCPU()))
 	secs := func(d time.Duration) string { return strconv.Itoa(max(1, int(d.Seconds()))) + "s" }
 	if warmup > 0 {
-		if out, err := exec.Command("wrk", "-t", threads, "-c", strconv.Itoa(conns), "-d", secs(warmup), url).CombinedOutput(); err != nil {
-			return result{}, fmt.Errorf("wrk warm-up: %w\n%s", err, out)
+		if out, err := exec.Command("wrk", "-t", strconv.Itoa(threads), "-c", strconv.Itoa(conns), "-d", secs(warmup), url).CombinedOutput(); err != nil {
+			return result{}, 0, fmt.Errorf("wrk warm-up: %w\n%s", err, out)
 		}
 	}
-	out, err := exec.Command("wrk", "-t", threads, "-c", strconv.Itoa(conns), "-d", secs(duration), "-s", script, url).CombinedOutput()
+	before()
+	cmd := exec.Command("wrk", "-t", strconv.Itoa(threads), "-c", strconv.Itoa(conns), "-d", secs(duration), "-s", script, url)
+	out, err := cmd.CombinedOutput()
 	if err != nil {
-		return result{}, fmt.Errorf("wrk: %w\n%s", err, out)
+		return result{}, 0, fmt.Errorf("wrk: %w\n%s", err, out)
 	}
+	cpu := cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
 	_, line, ok := strings.Cut(string(out), "BENCHJSON ")
 	if !ok {
-		return result{}, fmt.Errorf("wrk printed no figures:\n%s", out)
+		return result{}, 0, fmt.Errorf("wrk printed no figures:\n%s", out)
 	}
 	line, _, _ = strings.Cut(line, "\n")
 	var w struct {
@@ -384,11 +399,76 @@ func runWrk(work, url string, conns int, warmup, duration time.Duration) (result
 		Micros   int64   `json:"micros"`
 	}
 	if err := json.Unmarshal([]byte(line), &w); err != nil {
-		return result{}, fmt.Errorf("wrk figures %q: %w", line, err)
+		return result{}, 0, fmt.Errorf("wrk figures %q: %w", line, err)
 	}
 	secsRun := float64(w.Micros) / 1e6
 	return result{URL: url, Conns: conns, Seconds: secsRun, Requests: w.Requests, Errors: w.Errors,
-		RPS: float64(w.Requests) / secsRun, P50: w.P50, P95: w.P95, P99: w.P99, Max: w.Max}, nil
+		RPS: float64(w.Requests) / secsRun, P50: w.P50, P95: w.P95, P99: w.P99, Max: w.Max}, cpu, nil
+}
+
+// cpuSnap is a reading of CPU time in clock ticks: the whole machine's, and ours (the
+// server and every postgres process).
+type cpuSnap struct {
+	busy, total uint64
+	ours        uint64
+}
+
+const clockTick = 10 * time.Millisecond // USER_HZ is 100 on Linux
+
+func readCPU(serverPid int) cpuSnap {
+	var c cpuSnap
+	if b, err := os.ReadFile("/proc/stat"); err == nil {
+		line, _, _ := strings.Cut(string(b), "\n")
+		f := strings.Fields(line)
+		for i := 1; i < len(f) && i <= 8; i++ {
+			v, _ := strconv.ParseUint(f[i], 10, 64)
+			c.total += v
+			if i != 4 && i != 5 { // idle, iowait
+				c.busy += v
+			}
+		}
+	}
+	procCPU := func(pid string) (comm string, ticks uint64) {
+		b, err := os.ReadFile("/proc/" + pid + "/stat")
+		if err != nil {
+			return "", 0
+		}
+		s := string(b)
+		open, close := strings.IndexByte(s, '('), strings.LastIndexByte(s, ')')
+		if open < 0 || close < open {
+			return "", 0
+		}
+		f := strings.Fields(s[close+1:])
+		if len(f) < 13 {
+			return "", 0
+		}
+		u, _ := strconv.ParseUint(f[11], 10, 64)
+		st, _ := strconv.ParseUint(f[12], 10, 64)
+		return s[open+1 : close], u + st
+	}
+	_, c.ours = procCPU(strconv.Itoa(serverPid))
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		if e.Name()[0] < '0' || e.Name()[0] > '9' {
+			continue
+		}
+		if comm, t := procCPU(e.Name()); comm == "postgres" {
+			c.ours += t
+		}
+	}
+	return c
+}
+
+// otherCPU is the share of the machine used by processes outside the benchmark between
+// two readings (loadCPU: what the load process used): a high figure means the numbers
+// were measured on a busy machine.
+func otherCPU(a, b cpuSnap, loadCPU time.Duration) float64 {
+	total := float64(b.total - a.total)
+	if total <= 0 {
+		return 0
+	}
+	other := float64(b.busy-a.busy) - float64(b.ours-a.ours) - float64(loadCPU/clockTick)
+	return max(0, 100*other/total)
 }
 
 func freePort() (int, error) {
