@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
+	"runtime/debug"
 	"strings"
 	"time"
 
@@ -26,6 +28,12 @@ func runServe(ctx context.Context, args []string, _, stderr io.Writer) int {
 	if err != nil {
 		printConfigError(stderr, "serve", err)
 		return 2
+	}
+	if _, set := os.LookupEnv("GOGC"); !set {
+		// The server's live heap is a few megabytes while each request leaves garbage
+		// behind: collecting at 4× the live heap instead of 2× costs tens of megabytes
+		// and was measured to give about a fifth more throughput. GOGC overrides it.
+		debug.SetGCPercent(400)
 	}
 	logs := newLogBuffer(stderr, 100*time.Millisecond)
 	defer logs.Close()
