@@ -26,6 +26,7 @@ func commands() map[string]command {
 		"build":     {"deliver a recipe: build its ISO", runBuild},
 		"hash":      {"print the recipe hash and the canonical recipe", runHash},
 		"check":     {"validate a recipe without building", runCheck},
+		"layers":    {"list and search the layer catalog", runLayers},
 		"boot-test": {"boot an ISO in QEMU and wait for a login prompt", runBootTest},
 		"serve":     {"run the API server", runServe},
 		"migrate":   {"apply database migrations", runMigrate},
