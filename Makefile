@@ -12,7 +12,7 @@ DEB_PACKAGES := mmdebstrap squashfs-tools xorriso isolinux syslinux-common \
 	qemu-system-x86 ovmf bubblewrap systemd-container \
 	postgresql ca-certificates wrk
 
-.PHONY: all deps build run serve test bench bench-build bench-http vet fmt clean
+.PHONY: all deps build run serve test bench bench-build bench-http bench-check check-catalog vet fmt clean
 
 all: build
 
@@ -61,6 +61,20 @@ bench-build: deps build
 bench-http: deps build
 	$(GO) build -o bin/benchhttp ./tools/benchhttp
 	bin/benchhttp --server $(BIN) $(BENCH_HTTP_FLAGS)
+
+# Objection checking speed (not a test): full bookworm index load time and memory, then
+# p50/p95/p99 of checking a typical recipe. Figures go to docs/benchmarks.md.
+bench-check:
+	$(GO) run ./tools/benchcheck -index-cache $(CACHE_DIR)/index
+
+# Deliver one recipe per platform of the layer catalog (long: one desktop ISO each; run on
+# request, not by make test). Recipes are composed into out/catalog/PLATFORM.json first.
+check-catalog: deps build
+	$(GO) run ./tools/catalogrecipes -o $(OUT_DIR)/catalog
+	for r in $(OUT_DIR)/catalog/*.json; do \
+		$(BIN) check $$r --index-cache $(CACHE_DIR)/index && \
+		$(BIN) build $$r -o $(OUT_DIR)/catalog --cache-dir $(CACHE_DIR) || exit 1; \
+	done
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')
