@@ -23,7 +23,7 @@ func TestDefaultCatalog(t *testing.T) {
 			t.Errorf("%d %s layers, want at least %d", count[kind], kind, min)
 		}
 	}
-	for _, id := range []string{"debian-bookworm", "gnome", "kde-plasma", "xfce", "sway", "i3", "browser", "office", "development", "media", "gaming", "locale-en-us", "admin-user", "ssh-server", "firewall-nftables"} {
+	for _, id := range []string{"debian-bookworm", "gnome", "kde-plasma", "xfce", "sway", "i3", "browser", "office", "developer-tools", "media", "gaming", "locale-en-us", "admin-user", "ssh-server", "firewall-nftables"} {
 		if _, ok := c.Layer(id); !ok {
 			t.Errorf("layer %s missing", id)
 		}

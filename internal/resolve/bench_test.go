@@ -12,7 +12,7 @@ func typicalRecipe() []string {
 
 func BenchmarkCheckTypical(b *testing.B) {
 	c := realChecker(b)
-	r := withLayers("debian-bookworm", "xfce", "theme-arc-dark", "browser", "office", "development", "locale-en-us")
+	r := withLayers("debian-bookworm", "xfce", "theme-arc-dark", "browser", "office", "developer-tools", "locale-en-us")
 	r.Packages = typicalRecipe()
 	for b.Loop() {
 		rep, err := c.Check(r, nil)

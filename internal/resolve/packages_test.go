@@ -120,7 +120,7 @@ func TestPackageObjections(t *testing.T) {
 	assertResolutionsHelp(t, c, r, rep)
 
 	// The catalog's typical recipe is sustained at both levels.
-	r = withLayers("debian-bookworm", "xfce", "theme-arc-dark", "browser", "office", "development", "locale-en-us", "admin-user", "ssh-server", "firewall-nftables")
+	r = withLayers("debian-bookworm", "xfce", "theme-arc-dark", "browser", "office", "developer-tools", "locale-en-us", "admin-user", "ssh-server", "firewall-nftables")
 	r.Packages = typicalRecipe()
 	if rep := mustCheck(t, c, r, nil); !rep.Sustained {
 		t.Errorf("typical recipe:\n%s", rep)

@@ -56,7 +56,7 @@ func main() {
 	prep := time.Since(t1)
 	r := &recipe.Recipe{APIVersion: recipe.APIVersion, Name: "typical",
 		Base:   recipe.Base{Distribution: "debian", Release: "bookworm"},
-		Layers: []string{"debian-bookworm", "xfce", "theme-arc-dark", "browser", "office", "development", "locale-en-us", "admin-user", "ssh-server", "firewall-nftables"},
+		Layers: []string{"debian-bookworm", "xfce", "theme-arc-dark", "browser", "office", "developer-tools", "locale-en-us", "admin-user", "ssh-server", "firewall-nftables"},
 		Packages: []string{"vim", "git", "curl", "htop", "tmux", "rsync", "jq", "tree", "ncdu", "wget",
 			"openssh-client", "gnupg", "zip", "unzip", "less", "man-db", "python3", "bash-completion", "ca-certificates", "iproute2"}}
 	var d []time.Duration
