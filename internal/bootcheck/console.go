@@ -20,14 +20,13 @@ const (
 	MilestoneLogin      MilestoneName = "login"      // "<host> login: " waiting for input
 )
 
-// Milestones lists every milestone in boot order.
-var milestoneOrder = [...]MilestoneName{
-	MilestoneFirmware, MilestoneBootloader, MilestoneKernel, MilestoneInitramfs,
-	MilestoneSystemd, MilestoneGetty, MilestoneLogin,
+// Milestones returns every milestone name in boot order (a new slice each call).
+func Milestones() []MilestoneName {
+	return []MilestoneName{
+		MilestoneFirmware, MilestoneBootloader, MilestoneKernel, MilestoneInitramfs,
+		MilestoneSystemd, MilestoneGetty, MilestoneLogin,
+	}
 }
-
-// Milestones returns every milestone name in boot order.
-func Milestones() []MilestoneName { return milestoneOrder[:] }
 
 // verdict is a console finding that ends the boot as a failure before the timeout.
 type verdict int
