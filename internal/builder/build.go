@@ -45,6 +45,10 @@ type Options struct {
 	// build there, successfully, with a Result that holds only the keys; any other error
 	// fails the build.
 	AfterResolve func(buildKey string) error
+	// OnPinned, when set, receives the pinned inputs as soon as resolve has pinned them,
+	// just before AfterResolve: a build service records them so that it can compute the
+	// build key of the next identical request (BuildKey) without resolving again.
+	OnPinned func(Pinned)
 	// Events receives the progress stream (may be nil).
 	Events func(Event)
 	// Log receives the full output of every tool (may be nil).

@@ -65,6 +65,9 @@ func (p *pipeline) run() (*Result, error) {
 			return nil, err
 		}
 		p.rep.stageEnd("")
+		if s.stage == StageResolve && p.o.OnPinned != nil {
+			p.o.OnPinned(p.pinned)
+		}
 		if s.stage == StageResolve && p.o.AfterResolve != nil {
 			if err := p.o.AfterResolve(p.buildKey); err != nil {
 				return nil, err

@@ -53,6 +53,10 @@ func toolVersions() map[string]string {
 	return out
 }
 
+// BuildKey is the build key of a recipe (by its hash) against pinned inputs: what a
+// build with those inputs reports as Result.BuildKey.
+func BuildKey(recipeHash string, pin Pinned) string { return buildKey(recipeHash, pin) }
+
 // buildKey is the full sha256 over the recipe hash and every pinned input: the same key
 // means the same image, and a mirror that moved on makes a new key, never a stale hit.
 func buildKey(recipeHash string, pin Pinned) string {
