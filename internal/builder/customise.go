@@ -10,21 +10,6 @@ import (
 	"debate/internal/sandbox"
 )
 
-// impliedPackages are packages a recipe's settings need without naming them.
-func impliedPackages(r *recipe.Recipe) []string {
-	var out []string
-	if r.Locale != "" && r.Locale != "C.UTF-8" {
-		out = append(out, "locales")
-	}
-	for _, u := range r.Users {
-		if u.Sudo {
-			out = append(out, "sudo")
-			break
-		}
-	}
-	return out
-}
-
 // deferInitramfs diverts update-initramfs to a no-op while packages install.
 const deferInitramfs = `chroot "$1" dpkg-divert --quiet --local --rename --divert /usr/sbin/update-initramfs.debate --add /usr/sbin/update-initramfs && printf '#!/bin/sh\nexit 0\n' > "$1/usr/sbin/update-initramfs" && chmod 755 "$1/usr/sbin/update-initramfs"`
 

@@ -15,15 +15,13 @@ import (
 	"time"
 
 	"debate/internal/debian"
+	"debate/internal/recipe"
 )
 
 // The Debian back end. Packages are resolved and downloaded with apt against a private
 // state directory (network allowed, nothing installed), then installed by mmdebstrap from
 // a local repository of exactly those files with the network cut: package maintainer
 // scripts and the recipe's customisation never see a network.
-
-// basePackages make a Debian image a bootable live system.
-var basePackages = []string{"linux-image-amd64", "live-boot", "systemd-sysv"}
 
 // bootPackages carry the boot loaders; they are downloaded and unpacked, not installed.
 var bootPackages = []string{"isolinux", "syslinux-common", "shim-signed", "grub-efi-amd64-signed"}
@@ -371,13 +369,13 @@ func (p *pipeline) download() error {
 // includes are the packages mmdebstrap installs on top of minbase.
 func (p *pipeline) includes() []string {
 	set := map[string]bool{}
-	for _, n := range basePackages {
+	for _, n := range recipe.BasePackages(p.recipe.Base.Distribution) {
 		set[n] = true
 	}
 	for _, n := range p.recipe.Packages {
 		set[n] = true
 	}
-	for _, n := range impliedPackages(p.recipe) {
+	for _, n := range p.recipe.ImpliedPackages() {
 		set[n] = true
 	}
 	return keys(set)

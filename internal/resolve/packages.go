@@ -14,25 +14,15 @@ import (
 )
 
 // ImageBasePackages are the packages every Debian image gets on top of minbase.
-// Keep in step with basePackages in internal/builder/debian.go.
+// The list lives in the recipe package, shared with the builder.
 func ImageBasePackages() []string {
-	return []string{"linux-image-amd64", "live-boot", "systemd-sysv"}
+	return recipe.BasePackages("debian")
 }
 
 // ImpliedPackages are packages a recipe's settings need without naming them (the effective
-// recipe: layers applied). Keep in step with impliedPackages in internal/builder/customise.go.
+// recipe: layers applied). The list lives in the recipe package, shared with the builder.
 func ImpliedPackages(r *recipe.Recipe) []string {
-	var out []string
-	if r.Locale != "" && r.Locale != "C.UTF-8" {
-		out = append(out, "locales")
-	}
-	for _, u := range r.Users {
-		if u.Sudo {
-			out = append(out, "sudo")
-			break
-		}
-	}
-	return out
+	return r.ImpliedPackages()
 }
 
 // MinbasePackages are what mmdebstrap's minbase variant installs: every package that is
