@@ -13,7 +13,9 @@ import (
 	"time"
 
 	"debate/internal/builder"
+	"debate/internal/catalog"
 	"debate/internal/recipe"
+	"debate/internal/resolve"
 	"debate/internal/sandbox"
 )
 
@@ -156,7 +158,17 @@ func loadRecipe(path string) (*recipe.Recipe, error) {
 	if err != nil {
 		return nil, err
 	}
-	return recipe.Parse(data, recipe.Auto)
+	r, err := recipe.Parse(data, recipe.Auto)
+	if err != nil {
+		return nil, err
+	}
+	// The builder builds the effective recipe: the layers composed in order, the recipe's
+	// own fields on top.
+	cat, err := catalog.Default()
+	if err != nil {
+		return nil, err
+	}
+	return resolve.Compose(r, cat)
 }
 
 func printRecipeError(w io.Writer, path string, err error) {
