@@ -89,6 +89,10 @@ type Serve struct {
 	MigrateOnStart bool
 	ReadyTools     []string // programs readiness requires on PATH
 
+	// Backup is off unless --backup-dir is set; then the server's jobs take, verify and
+	// prune dumps, and readiness reports on them.
+	Backup Backup
+
 	Log Log
 }
 
@@ -134,6 +138,7 @@ func ServeFlags(fs *flag.FlagSet, env Env) func() (*Serve, error) {
 	fs.Var(&listValue{items: &r.readyTools}, "ready-tools", "programs that must be on PATH for readiness (build tools)")
 	databaseFlags(fs, &r.db)
 	logFlags(fs, &r.log)
+	backupFlags(fs, &r.backup, "folder the server's daily backups go to; empty: no backups")
 	return func() (*Serve, error) { return r.validate(env) }
 }
 
@@ -166,6 +171,7 @@ type serveRaw struct {
 	readyTools                                   []string
 	db                                           dbRaw
 	log                                          logRaw
+	backup                                       backupRaw
 }
 
 func (r *serveRaw) validate(env Env) (*Serve, error) {
@@ -352,6 +358,11 @@ func (r *serveRaw) validate(env Env) (*Serve, error) {
 		errs = append(errs, err)
 	} else {
 		c.Log = *lg
+	}
+	if bk, err := r.backup.validate(false); err != nil {
+		errs = append(errs, err)
+	} else {
+		c.Backup = *bk
 	}
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
