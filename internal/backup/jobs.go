@@ -29,7 +29,9 @@ type BackupArgs struct{}
 func (BackupArgs) Kind() string { return "debate_backup" }
 
 // InsertOpts puts the job in the backup queue.
-func (BackupArgs) InsertOpts() river.InsertOpts { return river.InsertOpts{Queue: Queue, MaxAttempts: 3} }
+func (BackupArgs) InsertOpts() river.InsertOpts {
+	return river.InsertOpts{Queue: Queue, MaxAttempts: 3}
+}
 
 // VerifyArgs is the verification job: restore a dump (File, or the newest) into a
 // scratch database and compare.
@@ -41,7 +43,9 @@ type VerifyArgs struct {
 func (VerifyArgs) Kind() string { return "debate_backup_verify" }
 
 // InsertOpts puts the job in the backup queue.
-func (VerifyArgs) InsertOpts() river.InsertOpts { return river.InsertOpts{Queue: Queue, MaxAttempts: 2} }
+func (VerifyArgs) InsertOpts() river.InsertOpts {
+	return river.InsertOpts{Queue: Queue, MaxAttempts: 2}
+}
 
 // WatchdogArgs is the hourly (and at start-up) check that takes an overdue backup or
 // verification: after downtime over the scheduled hour, on a fresh installation, or
@@ -52,7 +56,9 @@ type WatchdogArgs struct{}
 func (WatchdogArgs) Kind() string { return "debate_backup_watchdog" }
 
 // InsertOpts puts the job in the backup queue.
-func (WatchdogArgs) InsertOpts() river.InsertOpts { return river.InsertOpts{Queue: Queue, MaxAttempts: 1} }
+func (WatchdogArgs) InsertOpts() river.InsertOpts {
+	return river.InsertOpts{Queue: Queue, MaxAttempts: 1}
+}
 
 // AddWorkers registers the backup workers.
 func (s *Service) AddWorkers(w *river.Workers) {
@@ -79,7 +85,9 @@ type backupWorker struct {
 	s *Service
 }
 
-func (w *backupWorker) Timeout(*river.Job[BackupArgs]) time.Duration { return w.s.cfg.Timeout + time.Minute }
+func (w *backupWorker) Timeout(*river.Job[BackupArgs]) time.Duration {
+	return w.s.cfg.Timeout + time.Minute
+}
 
 func (w *backupWorker) Work(ctx context.Context, _ *river.Job[BackupArgs]) error {
 	_, _, err := w.s.Backup(ctx)
@@ -96,7 +104,9 @@ type verifyWorker struct {
 	s *Service
 }
 
-func (w *verifyWorker) Timeout(*river.Job[VerifyArgs]) time.Duration { return w.s.cfg.Timeout + time.Minute }
+func (w *verifyWorker) Timeout(*river.Job[VerifyArgs]) time.Duration {
+	return w.s.cfg.Timeout + time.Minute
+}
 
 func (w *verifyWorker) Work(ctx context.Context, job *river.Job[VerifyArgs]) error {
 	_, err := w.s.Verify(ctx, job.Args.File)

@@ -124,11 +124,11 @@ func ParseDays(s string) (time.Duration, error) {
 }
 
 type backupRaw struct {
-	dir, pgBin                     string
+	dir, pgBin                      string
 	retention, maxAge, verifyMaxAge string
-	keep                           int
-	at, verifyAt                   string
-	timeout                        time.Duration
+	keep                            int
+	at, verifyAt                    string
+	timeout                         time.Duration
 }
 
 // backupFlags declares the backup settings on fs (all named backup-*, so that `debate
