@@ -269,7 +269,7 @@ func (i *index) suggest(name string) string {
 			continue
 		}
 		// Ties go to the alphabetically first name, so that the suggestion is stable.
-		if d := levenshtein(name, n, bestD+1); d < bestD || (d == bestD && best != "" && n < best) {
+		if d := debian.EditDistance(name, n, bestD+1); d < bestD || (d == bestD && best != "" && n < best) {
 			best, bestD = n, d
 		}
 	}
@@ -599,30 +599,4 @@ func abs(n int) int {
 		return -n
 	}
 	return n
-}
-
-// levenshtein returns the edit distance of a and b, or max when it is at least max.
-func levenshtein(a, b string, max int) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		rowMin := cur[0]
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-			rowMin = min(rowMin, cur[j])
-		}
-		if rowMin >= max {
-			return max
-		}
-		prev, cur = cur, prev
-	}
-	return min(prev[len(b)], max)
 }

@@ -374,7 +374,7 @@ func (x *Index) Suggest(name string) string {
 		if d := len(n) - len(name); d > bestD || -d > bestD {
 			continue
 		}
-		d := editDistance(name, n, bestD+1)
+		d := EditDistance(name, n, bestD+1)
 		// Ties go to the alphabetically first name, so that the answer is stable.
 		if d < limit && (d < bestD || (d == bestD && n < best)) {
 			best, bestD = n, d
@@ -383,8 +383,9 @@ func (x *Index) Suggest(name string) string {
 	return best
 }
 
-// editDistance is the Levenshtein distance of a and b, or limit when it is at least that.
-func editDistance(a, b string, limit int) int {
+// EditDistance is the Levenshtein distance of a and b, or limit when it is at least that
+// (the bound keeps a search over every package name fast).
+func EditDistance(a, b string, limit int) int {
 	prev := make([]int, len(b)+1)
 	cur := make([]int, len(b)+1)
 	for j := range prev {

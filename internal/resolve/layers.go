@@ -8,6 +8,7 @@ import (
 	"github.com/crillab/gophersat/solver"
 
 	"debate/internal/catalog"
+	"debate/internal/debian"
 )
 
 // layerSAT is the layer level as a satisfiability problem over the whole catalog: one
@@ -283,7 +284,7 @@ func (c *Checker) andTitles(ids []string) string {
 func (c *Checker) suggestLayer(id string) string {
 	best, bestD := "", 3
 	for _, cand := range c.cat.IDs() {
-		if d := levenshtein(id, cand); d < bestD {
+		if d := debian.EditDistance(id, cand, bestD); d < bestD {
 			best, bestD = cand, d
 		}
 	}
@@ -298,24 +299,4 @@ func joinAnd(items []string) string {
 		return items[0]
 	}
 	return strings.Join(items[:len(items)-1], ", ") + " and " + items[len(items)-1]
-}
-
-func levenshtein(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
 }
