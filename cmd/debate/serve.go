@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"runtime/debug"
+	"runtime/pprof"
 	"strings"
 	"time"
 
@@ -34,6 +35,15 @@ func runServe(ctx context.Context, args []string, _, stderr io.Writer) int {
 		// behind: collecting at 4× the live heap instead of 2× costs tens of megabytes
 		// and was measured to give about a fifth more throughput. GOGC overrides it.
 		debug.SetGCPercent(400)
+	}
+	if path := os.Getenv("DEBATE_CPU_PROFILE"); path != "" {
+		// For performance work (docs/benchmarks.md): a CPU profile of the whole run.
+		if stopProfile, err := startCPUProfile(path); err != nil {
+			fmt.Fprintf(stderr, "debate serve: DEBATE_CPU_PROFILE: %v\n", err)
+			return 2
+		} else {
+			defer stopProfile()
+		}
 	}
 	logs := newLogBuffer(stderr, 100*time.Millisecond)
 	defer logs.Close()
@@ -109,6 +119,21 @@ func newLogger(w io.Writer, c config.Log) *slog.Logger {
 		return slog.New(slog.NewTextHandler(w, opts))
 	}
 	return slog.New(slog.NewJSONHandler(w, opts))
+}
+
+func startCPUProfile(path string) (stop func(), err error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	}, nil
 }
 
 func logMigrations(logger *slog.Logger, res *store.MigrateResult) {

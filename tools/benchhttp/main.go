@@ -68,7 +68,7 @@ func run() int {
 	fs.StringVar(&o.routes, "routes", "/health,/api/v1/health/db", "routes to load, one after the other")
 	fs.StringVar(&o.targets, "targets", "/health=10ms,/api/v1/health/db=25ms", "p99 targets per route")
 	fs.StringVar(&o.serverFlags, "server-flags", "", "extra flags for debate serve (space-separated)")
-	fs.IntVar(&o.threads, "threads", 2, "wrk threads")
+	fs.IntVar(&o.threads, "threads", 1, "wrk threads (one leaves the other core of a 2-core machine to the server and PostgreSQL)")
 	fs.StringVar(&o.generator, "generator", "auto", "load generator: wrk (C, lighter on a shared CPU), go (this program), or auto (wrk when installed)")
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		return 2
@@ -303,6 +303,7 @@ func orchestrate(o options) error {
 	fmt.Printf("load: %s, %d connections, closed loop, %s warm-up then %s measured per route, in a separate process\n\n", genLabel, o.conns, o.warmup, o.duration)
 	fmt.Printf("%-20s %9s %8s %8s %8s %8s %8s %6s %6s  %s\n", "route", "requests", "req/s", "p50 ms", "p95 ms", "p99 ms", "max ms", "errors", "other", "target")
 	failed := false
+	var costs []string
 	for _, route := range strings.Split(o.routes, ",") {
 		var r result
 		var loadCPU time.Duration
@@ -318,7 +319,16 @@ func orchestrate(o options) error {
 		if err != nil {
 			return err
 		}
-		other := otherCPU(before, readCPU(srv.Process.Pid), loadCPU)
+		after := readCPU(srv.Process.Pid)
+		other := otherCPU(before, after, loadCPU)
+		perReq := func(ticks uint64) float64 {
+			if r.Requests == 0 {
+				return 0
+			}
+			return float64(time.Duration(ticks)*clockTick/time.Microsecond) / float64(r.Requests)
+		}
+		costs = append(costs, fmt.Sprintf("%-20s server %.0f µs, postgres %.0f µs, load generator %.0f µs",
+			route, perReq(after.server-before.server), perReq(after.pg-before.pg), float64(loadCPU/time.Microsecond)/float64(max(1, r.Requests))))
 		verdict := "-"
 		if t, ok := targets[route]; ok {
 			ok := r.Errors == 0 && time.Duration(r.P99*float64(time.Millisecond)) < t
@@ -332,6 +342,10 @@ func orchestrate(o options) error {
 	}
 	fmt.Println("\nother: CPU used by processes outside the benchmark during the measurement, as a share of the machine;")
 	fmt.Println("       figures taken with more than a few percent there are not this server's.")
+	fmt.Println("\nCPU time per request:")
+	for _, c := range costs {
+		fmt.Println("  " + c)
+	}
 	if st, err := os.Stat(logPath); err == nil {
 		fmt.Printf("\nserver access log: %.1f MB of JSON lines (written during the run)\n", float64(st.Size())/1e6)
 	}
@@ -410,7 +424,7 @@ func runWrk(work, url string, threads, conns int, warmup, duration time.Duration
 // server and every postgres process).
 type cpuSnap struct {
 	busy, total uint64
-	ours        uint64
+	server, pg  uint64
 }
 
 const clockTick = 10 * time.Millisecond // USER_HZ is 100 on Linux
@@ -446,14 +460,14 @@ func readCPU(serverPid int) cpuSnap {
 		st, _ := strconv.ParseUint(f[12], 10, 64)
 		return s[open+1 : close], u + st
 	}
-	_, c.ours = procCPU(strconv.Itoa(serverPid))
+	_, c.server = procCPU(strconv.Itoa(serverPid))
 	ents, _ := os.ReadDir("/proc")
 	for _, e := range ents {
 		if e.Name()[0] < '0' || e.Name()[0] > '9' {
 			continue
 		}
 		if comm, t := procCPU(e.Name()); comm == "postgres" {
-			c.ours += t
+			c.pg += t
 		}
 	}
 	return c
@@ -467,7 +481,7 @@ func otherCPU(a, b cpuSnap, loadCPU time.Duration) float64 {
 	if total <= 0 {
 		return 0
 	}
-	other := float64(b.busy-a.busy) - float64(b.ours-a.ours) - float64(loadCPU/clockTick)
+	other := float64(b.busy-a.busy) - float64(b.server-a.server) - float64(b.pg-a.pg) - float64(loadCPU/clockTick)
 	return max(0, 100*other/total)
 }
 
