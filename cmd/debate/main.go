@@ -30,6 +30,8 @@ func commands() map[string]command {
 		"boot-test": {"boot an ISO in QEMU and wait for a login prompt", runBootTest},
 		"serve":     {"run the API server", runServe},
 		"migrate":   {"apply database migrations", runMigrate},
+		"backup":    {"back up the database; verify, list and prune backups", runBackup},
+		"restore":   {"restore a backup into an empty database, then migrate", runRestore},
 		"version":   {"print the builder version", runVersion},
 	}
 }

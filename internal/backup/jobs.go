@@ -60,12 +60,19 @@ func (WatchdogArgs) InsertOpts() river.InsertOpts {
 	return river.InsertOpts{Queue: Queue, MaxAttempts: 1}
 }
 
-// AddWorkers registers the backup workers.
-func (s *Service) AddWorkers(w *river.Workers) {
-	river.AddWorker(w, &backupWorker{s: s})
-	river.AddWorker(w, &verifyWorker{s: s})
-	river.AddWorker(w, &watchdogWorker{s: s})
+// Register adds the backup workers (the Register of a jobs.Extension).
+func (s *Service) Register(w *river.Workers) error {
+	if err := river.AddWorkerSafely(w, &backupWorker{s: s}); err != nil {
+		return err
+	}
+	if err := river.AddWorkerSafely(w, &verifyWorker{s: s}); err != nil {
+		return err
+	}
+	return river.AddWorkerSafely(w, &watchdogWorker{s: s})
 }
+
+// Queues are the River queues the backup jobs use (the Queues of a jobs.Extension).
+func Queues() map[string]river.QueueConfig { return map[string]river.QueueConfig{Queue: QueueConfig()} }
 
 // PeriodicJobs are the daily backup (at Config.At), the verification (at
 // Config.VerifyAt, weekly by default) and the watchdog (hourly and at start-up).

@@ -131,18 +131,35 @@ type backupRaw struct {
 	timeout                         time.Duration
 }
 
-// backupFlags declares the backup settings on fs (all named backup-*, so that `debate
-// serve` can carry them too).
-func backupFlags(fs *flag.FlagSet, r *backupRaw, dirUsage string) {
-	fs.StringVar(&r.dir, "backup-dir", "", dirUsage)
+// Which backup settings a command declares.
+type backupMode int
+
+const (
+	backupForServe   backupMode = iota // everything: the server schedules and judges backups
+	backupForCommand                   // debate backup …: folder, tools, retention, timeout
+	backupForRestore                   // debate restore: tools and timeout
+)
+
+// backupFlags declares the backup settings mode needs on fs (all named backup-*, so that
+// `debate serve` can carry them too); the others keep their defaults.
+func backupFlags(fs *flag.FlagSet, r *backupRaw, mode backupMode, dirUsage string) {
+	*r = backupRaw{retention: "30d", keep: 3, at: "03:00", verifyAt: "sun 04:00",
+		maxAge: "36h", verifyMaxAge: "8d", timeout: 2 * time.Hour}
+	if mode != backupForRestore {
+		fs.StringVar(&r.dir, "backup-dir", "", dirUsage)
+	}
 	fs.StringVar(&r.pgBin, "pg-bin", "", "folder holding pg_dump and pg_restore (default: the one matching the server's major version, else PATH)")
-	fs.StringVar(&r.retention, "backup-retention", "30d", "how long dumps are kept (e.g. 30d, 72h)")
-	fs.IntVar(&r.keep, "backup-keep", 3, "the newest dumps kept whatever their age")
-	fs.StringVar(&r.at, "backup-at", "03:00", `when the server takes the daily backup, UTC ("HH:MM", or "DAY HH:MM" for weekly)`)
-	fs.StringVar(&r.verifyAt, "backup-verify-at", "sun 04:00", `when the server verifies the newest dump by restoring it, UTC ("DAY HH:MM" weekly, or "HH:MM" daily)`)
-	fs.StringVar(&r.maxAge, "backup-max-age", "36h", "readiness fails when the newest successful backup is older")
-	fs.StringVar(&r.verifyMaxAge, "backup-verify-max-age", "8d", "readiness fails when the newest passed verification is older")
-	fs.DurationVar(&r.timeout, "backup-timeout", 2*time.Hour, "longest one dump, verification or restore may take")
+	if mode != backupForRestore {
+		fs.StringVar(&r.retention, "backup-retention", r.retention, "how long dumps are kept (e.g. 30d, 72h)")
+		fs.IntVar(&r.keep, "backup-keep", r.keep, "the newest dumps kept whatever their age")
+	}
+	if mode == backupForServe {
+		fs.StringVar(&r.at, "backup-at", r.at, `when the daily backup is taken, UTC ("HH:MM", or "DAY HH:MM" for weekly)`)
+		fs.StringVar(&r.verifyAt, "backup-verify-at", r.verifyAt, `when the newest dump is verified by restoring it, UTC ("DAY HH:MM" weekly, or "HH:MM" daily)`)
+		fs.StringVar(&r.maxAge, "backup-max-age", r.maxAge, "readiness fails when the newest successful backup is older")
+		fs.StringVar(&r.verifyMaxAge, "backup-verify-max-age", r.verifyMaxAge, "readiness fails when the newest passed verification is older")
+	}
+	fs.DurationVar(&r.timeout, "backup-timeout", r.timeout, "longest one dump, verification or restore may take")
 }
 
 func (r *backupRaw) validate(dirRequired bool) (*Backup, error) {
@@ -220,10 +237,14 @@ func BackupFlags(fs *flag.FlagSet, env Env, restore bool) func() (*BackupCommand
 	c := &BackupCommand{}
 	databaseFlags(fs, &db)
 	logFlags(fs, &lg)
-	backupFlags(fs, &br, "folder of the dumps (--dir for short)")
 	if restore {
-		fs.BoolVar(&c.Force, "force", false, "restore into a database that is not empty: everything in it is dropped first")
-		fs.BoolVar(&c.SkipChecksum, "skip-checksum", false, "restore a dump that has no .sha256 file next to it")
+		backupFlags(fs, &br, backupForRestore, "")
+	} else {
+		backupFlags(fs, &br, backupForCommand, "folder of the dumps (--dir for short)")
+	}
+	if restore {
+		fs.BoolVar(&c.Force, "force", false, "restore into a database that is not empty: everything in it is dropped first (command line only: the variable is ignored)")
+		fs.BoolVar(&c.SkipChecksum, "skip-checksum", false, "restore a dump that has no .sha256 file next to it (command line only: the variable is ignored)")
 	}
 	return func() (*BackupCommand, error) {
 		var errs []error
@@ -272,7 +293,15 @@ func ParseFlagsArgs(fs *flag.FlagSet, args []string, env Env, maxArgs int) ([]st
 			flagArgs = append(flagArgs, args[i])
 		}
 	}
-	if err := parse(fs, flagArgs, env, dbAliases()); err != nil {
+	// Destructive or unsafe choices are made on the command line, each time: a variable
+	// left in an environment must not make every later restore drop a database.
+	cmdLineOnly := func(name string) (string, bool) {
+		if name == EnvName("force") || name == EnvName("skip-checksum") {
+			return "", false
+		}
+		return env(name)
+	}
+	if err := parse(fs, flagArgs, cmdLineOnly, dbAliases()); err != nil {
 		return nil, err
 	}
 	if len(positional) > maxArgs {

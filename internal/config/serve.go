@@ -138,7 +138,7 @@ func ServeFlags(fs *flag.FlagSet, env Env) func() (*Serve, error) {
 	fs.Var(&listValue{items: &r.readyTools}, "ready-tools", "programs that must be on PATH for readiness (build tools)")
 	databaseFlags(fs, &r.db)
 	logFlags(fs, &r.log)
-	backupFlags(fs, &r.backup, "folder the server's daily backups go to; empty: no backups")
+	backupFlags(fs, &r.backup, backupForServe, "folder the server's daily backups go to; empty: no backups")
 	return func() (*Serve, error) { return r.validate(env) }
 }
 
