@@ -85,6 +85,11 @@ type Serve struct {
 	IdleTimeout       time.Duration
 	ShutdownTimeout   time.Duration
 
+	// Builds configures build submissions; Build how builds run (with Builds.Workers > 0)
+	// and where the artifact store is (always: downloads come from it).
+	Builds BuildService
+	Build  Build
+
 	Database       Database
 	MigrateOnStart bool
 	ReadyTools     []string // programs readiness requires on PATH
@@ -136,6 +141,7 @@ func ServeFlags(fs *flag.FlagSet, env Env) func() (*Serve, error) {
 	fs.DurationVar(&r.shutdownTimeout, "shutdown-timeout", 30*time.Second, "how long in-flight requests may finish after SIGTERM")
 	fs.BoolVar(&r.migrateOnStart, "migrate-on-start", false, "apply database migrations before serving")
 	fs.Var(&listValue{items: &r.readyTools}, "ready-tools", "programs that must be on PATH for readiness (build tools)")
+	buildServiceFlags(fs, &r.builds, env)
 	databaseFlags(fs, &r.db)
 	logFlags(fs, &r.log)
 	backupFlags(fs, &r.backup, backupForServe, "folder the server's daily backups go to; empty: no backups")
@@ -169,6 +175,7 @@ type serveRaw struct {
 	idleTimeout, shutdownTimeout                 time.Duration
 	migrateOnStart                               bool
 	readyTools                                   []string
+	builds                                       buildServiceRaw
 	db                                           dbRaw
 	log                                          logRaw
 	backup                                       backupRaw
@@ -346,6 +353,13 @@ func (r *serveRaw) validate(env Env) (*Serve, error) {
 		}
 	}
 	c.ReadyTools = r.readyTools
+
+	bs, b, berrs := r.builds.validate(r.stateDir, env)
+	errs = append(errs, berrs...)
+	c.Builds, c.Build = *bs, *b
+	if bs.MetricsListen != "" && bs.MetricsListen == r.listen {
+		bad("metrics-listen", "must differ from --listen (%s): metrics stay off the public listener", r.listen)
+	}
 
 	db, err := r.db.validate(env)
 	if err != nil {
