@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"debate/internal/backup"
 	"debate/internal/builder"
 	"debate/internal/config"
 	"debate/internal/httpapi"
@@ -75,7 +76,11 @@ func runServe(ctx context.Context, args []string, _, stderr io.Writer) int {
 		cancel()
 	}
 
-	srv, err := httpapi.New(cfg, httpapi.Deps{DB: st, Logger: logger, Version: builder.Version})
+	deps := httpapi.Deps{DB: st, Logger: logger, Version: builder.Version}
+	if cfg.Backup.Enabled() {
+		deps.Backups = backup.New(st, cfg.Backup, logger)
+	}
+	srv, err := httpapi.New(cfg, deps)
 	if err != nil {
 		printConfigError(stderr, "serve", err)
 		return 2

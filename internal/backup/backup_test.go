@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -17,6 +18,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"debate/internal/config"
+	"debate/internal/httpapi"
 	"debate/internal/pgtest"
 	"debate/internal/store"
 )
@@ -531,4 +533,58 @@ func TestConcurrentBackupsDoNotCorruptEachOther(t *testing.T) {
 		t.Fatalf("folder holds %d files for %d backups (%d listed); temporaries left?", len(des), len(names), len(entries))
 	}
 	t.Logf("completed: %d of 3 and %d of 2", done[st], done[other])
+}
+
+// TestReadinessReportsBackups drives the API's readiness endpoint with backups on: not
+// ready before any backup, ready after a backup and its verification, not ready again
+// after a failed verification.
+func TestReadinessReportsBackups(t *testing.T) {
+	st, url := migrated(t)
+	dir := t.TempDir()
+	ctx := testCtx(t)
+	vars := map[string]string{"DATABASE_URL": url, "DEBATE_BACKUP_DIR": dir}
+	cfg, err := config.ParseServe([]string{"--ready-tools", "sh"}, func(n string) (string, bool) { v, ok := vars[n]; return v, ok })
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc := New(st, cfg.Backup, nil)
+	srv, err := httpapi.New(cfg, httpapi.Deps{DB: st, Backups: svc})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ready := func() (int, map[string]json.RawMessage) {
+		rec := httptest.NewRecorder()
+		req := httptest.NewRequest("GET", "http://localhost/api/v1/health/ready", nil)
+		srv.Handler().ServeHTTP(rec, req)
+		var body struct {
+			Checks map[string]json.RawMessage `json:"checks"`
+		}
+		if err := json.Unmarshal(rec.Body.Bytes(), &body); err != nil {
+			t.Fatalf("%d %s: %v", rec.Code, rec.Body, err)
+		}
+		return rec.Code, body.Checks
+	}
+	code, checks := ready()
+	if code != 503 || !strings.Contains(string(checks["backups"]), `"ok":false`) || !strings.Contains(string(checks["backups"]), "no backup taken yet") {
+		t.Fatalf("before any backup: %d %s", code, checks["backups"])
+	}
+	res, _, err := svc.Backup(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc.Verify(ctx, ""); err != nil {
+		t.Fatal(err)
+	}
+	code, checks = ready()
+	if code != 200 || !strings.Contains(string(checks["backups"]), `"ok":true`) {
+		t.Fatalf("after backup and verification: %d %s", code, checks)
+	}
+	flipped := damage(t, res.Entry, "flipped.dump", func(b []byte) []byte { b[100] ^= 4; return b })
+	if _, err := svc.Verify(ctx, flipped); err == nil {
+		t.Fatal("damaged dump verified")
+	}
+	code, checks = ready()
+	if code != 503 || !strings.Contains(string(checks["backups"]), "corrupted") {
+		t.Fatalf("after a failed verification: %d %s", code, checks["backups"])
+	}
 }

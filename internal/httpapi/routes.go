@@ -80,8 +80,9 @@ type readyBody struct {
 	Error  *errorDetail     `json:"error,omitempty"`
 }
 
-// handleReady is 200 only when the database answers, its schema is current and the build
-// tools are installed; otherwise 503 naming the failed checks.
+// handleReady is 200 only when the database answers, its schema is current, the build
+// tools are installed and (when enabled) backups are recent and verified; otherwise 503
+// naming the failed checks.
 func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) error {
 	ctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)
 	defer cancel()
@@ -113,8 +114,17 @@ func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) error {
 		checks["build_tools"] = check{OK: true, Detail: "found: " + strings.Join(s.cfg.ReadyTools, ", ")}
 	}
 
+	names := []string{"database", "migrations", "build_tools"}
+	if s.backups != nil {
+		// A backup that fails, or was never proven by a restore, fails readiness: silent
+		// backup failures are found out only when the backup is needed.
+		ok, detail := s.backups.Health(ctx)
+		checks["backups"] = check{OK: ok, Detail: detail}
+		names = append(names, "backups")
+	}
+
 	var failed []string
-	for _, name := range []string{"database", "migrations", "build_tools"} {
+	for _, name := range names {
 		if !checks[name].OK {
 			failed = append(failed, name)
 		}

@@ -25,17 +25,25 @@ type Database interface {
 	MigrationStatus(ctx context.Context) (store.Status, error)
 }
 
+// BackupHealth judges the recorded backups and their verifications (backup.Service).
+type BackupHealth interface {
+	Health(ctx context.Context) (ok bool, detail string)
+}
+
 // Deps are the server's collaborators.
 type Deps struct {
 	DB      Database
 	Logger  *slog.Logger
 	Version string // shown by /api/v1/version
+	// Backups, when backups are enabled, adds the "backups" readiness check.
+	Backups BackupHealth
 }
 
 // Server is the configured API server. Create it with New, run it with Run or Serve.
 type Server struct {
 	cfg     *config.Serve
 	db      Database
+	backups BackupHealth // nil: backups off, no readiness check
 	logger  *slog.Logger
 	version string
 
@@ -57,6 +65,7 @@ func New(cfg *config.Serve, deps Deps) (*Server, error) {
 	s := &Server{
 		cfg:         cfg,
 		db:          deps.DB,
+		backups:     deps.Backups,
 		logger:      deps.Logger,
 		version:     deps.Version,
 		corsOrigins: map[string]bool{},
