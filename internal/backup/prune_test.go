@@ -1,0 +1,178 @@
+package backup
+
+import (
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"debate/internal/store"
+)
+
+// put makes a backup's files with the time in its name; complete adds the checksum.
+func put(t *testing.T, dir string, at time.Time, seq int, complete bool) string {
+	t.Helper()
+	p := filepath.Join(dir, dumpFileName(at, seq))
+	files := []string{p, manifestPath(p)}
+	if complete {
+		files = append(files, checksumPath(p))
+	}
+	for _, f := range files {
+		if err := os.WriteFile(f, []byte("x"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return p
+}
+
+func names(t *testing.T, dir string) []string {
+	t.Helper()
+	des, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, de := range des {
+		out = append(out, de.Name())
+	}
+	sort.Strings(out)
+	return out
+}
+
+func TestPruneRemovesExactlyTheExpiredBackups(t *testing.T) {
+	now := time.Date(2025, 6, 30, 12, 0, 0, 0, time.UTC)
+	day := 24 * time.Hour
+	dir := t.TempDir()
+	keepDumps := []string{
+		put(t, dir, now.Add(-1*day), 0, true),
+		put(t, dir, now.Add(-1*day), 1, true), // same second, made unique
+		put(t, dir, now.Add(-29*day), 0, true),
+		put(t, dir, now.Add(-30*day+time.Minute), 0, true), // just inside the retention
+		put(t, dir, now.Add(-2*time.Hour), 0, false),       // a backup possibly still being written
+	}
+	gone := []string{
+		put(t, dir, now.Add(-30*day-time.Minute), 0, true),
+		put(t, dir, now.Add(-90*day), 0, true),
+		put(t, dir, now.Add(-3*day), 0, false), // interrupted long ago
+	}
+	// Leftover temporaries: an old one goes, a fresh one (a running writer) stays.
+	oldTmp := filepath.Join(dir, ".debate-20250101T000000Z-123.dump.tmp")
+	newTmp := filepath.Join(dir, ".debate-20250630T115900Z-456.dump.tmp")
+	for _, p := range []string{oldTmp, newTmp} {
+		os.WriteFile(p, nil, 0o600)
+	}
+	os.Chtimes(oldTmp, now.Add(-2*day), now.Add(-2*day))
+	os.Chtimes(newTmp, now.Add(-time.Minute), now.Add(-time.Minute))
+	// Files that are not ours are never touched, whatever their age.
+	other := filepath.Join(dir, "notes.txt")
+	os.WriteFile(other, nil, 0o600)
+	os.Chtimes(other, now.Add(-400*day), now.Add(-400*day))
+
+	var want []string
+	for _, p := range keepDumps {
+		for _, f := range filesOf(p) {
+			if _, err := os.Stat(f); err == nil {
+				want = append(want, filepath.Base(f))
+			}
+		}
+	}
+	want = append(want, filepath.Base(newTmp), "notes.txt")
+	sort.Strings(want)
+
+	removed, err := Prune(dir, now, 3, 30*day)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := names(t, dir); !slices.Equal(got, want) {
+		t.Fatalf("left:\n%v\nwant:\n%v", got, want)
+	}
+	var wantRemoved []string
+	for _, p := range gone {
+		for _, f := range filesOf(p) {
+			wantRemoved = append(wantRemoved, f)
+		}
+	}
+	wantRemoved = append(wantRemoved, oldTmp)
+	// The interrupted backup had no checksum file: nothing to remove there.
+	wantRemoved = slices.DeleteFunc(wantRemoved, func(p string) bool { return p == checksumPath(gone[2]) })
+	sort.Strings(wantRemoved)
+	sort.Strings(removed)
+	if !slices.Equal(removed, wantRemoved) {
+		t.Fatalf("removed:\n%v\nwant:\n%v", removed, wantRemoved)
+	}
+
+	// A second prune finds nothing more.
+	if again, err := Prune(dir, now, 3, 30*day); err != nil || len(again) != 0 {
+		t.Fatalf("second prune removed %v (%v)", again, err)
+	}
+}
+
+func TestPruneAlwaysKeepsTheNewest(t *testing.T) {
+	now := time.Date(2025, 6, 30, 12, 0, 0, 0, time.UTC)
+	day := 24 * time.Hour
+	dir := t.TempDir()
+	// The server was off for months: every backup is past the retention.
+	var all []string
+	for i := range 6 {
+		all = append(all, put(t, dir, now.Add(-time.Duration(100+i)*day), 0, true))
+	}
+	// An interrupted newer one does not count among the kept.
+	put(t, dir, now.Add(-time.Hour), 0, false)
+	if _, err := Prune(dir, now, 3, 30*day); err != nil {
+		t.Fatal(err)
+	}
+	es, _ := List(dir)
+	var complete []string
+	for _, e := range es {
+		if e.Complete {
+			complete = append(complete, e.Path)
+		}
+	}
+	if !slices.Equal(complete, all[:3]) {
+		t.Fatalf("kept %v, want the newest three %v", complete, all[:3])
+	}
+	if _, err := Prune(t.TempDir()+"/missing", now, 3, day); err != nil {
+		t.Fatalf("prune of a missing folder: %v", err)
+	}
+}
+
+func TestJudgeAndDue(t *testing.T) {
+	now := time.Date(2025, 6, 30, 12, 0, 0, 0, time.UTC)
+	run := func(kind string, ok bool, ago time.Duration) *store.BackupRun {
+		return &store.BackupRun{Kind: kind, OK: ok, FinishedAt: now.Add(-ago), File: "f.dump", Message: "boom\nsecond line"}
+	}
+	good := run(store.RunBackup, true, 2*time.Hour)
+	verified := run(store.RunVerify, true, 24*time.Hour)
+	for _, tc := range []struct {
+		name              string
+		r                 store.BackupRuns
+		ok                bool
+		backupDue, verDue bool
+	}{
+		{"nothing yet", store.BackupRuns{}, false, true, false},
+		{"all good", store.BackupRuns{LastBackup: good, LastGoodBackup: good, LastVerify: verified, LastGoodVerify: verified}, true, false, false},
+		{"backup too old", store.BackupRuns{LastBackup: run(store.RunBackup, true, 40*time.Hour), LastGoodBackup: run(store.RunBackup, true, 40*time.Hour),
+			LastVerify: verified, LastGoodVerify: verified}, false, true, false},
+		{"last backup failed", store.BackupRuns{LastBackup: run(store.RunBackup, false, time.Hour), LastGoodBackup: run(store.RunBackup, true, 25*time.Hour),
+			LastVerify: verified, LastGoodVerify: verified}, false, false, false},
+		{"never verified", store.BackupRuns{LastBackup: good, LastGoodBackup: good}, false, false, true},
+		{"verification too old", store.BackupRuns{LastBackup: good, LastGoodBackup: good,
+			LastVerify: run(store.RunVerify, true, 9*24*time.Hour), LastGoodVerify: run(store.RunVerify, true, 9*24*time.Hour)}, false, false, true},
+		{"verification failed, newer dump since", store.BackupRuns{LastBackup: good, LastGoodBackup: good,
+			LastVerify: run(store.RunVerify, false, 3*time.Hour), LastGoodVerify: run(store.RunVerify, true, 5*24*time.Hour)}, false, false, true},
+		{"verification failed, no newer dump", store.BackupRuns{LastBackup: good, LastGoodBackup: good,
+			LastVerify: run(store.RunVerify, false, time.Hour), LastGoodVerify: run(store.RunVerify, true, 5*24*time.Hour)}, false, false, false},
+	} {
+		ok, detail := judge(tc.r, now, 36*time.Hour, 8*24*time.Hour)
+		b, v := due(tc.r, now, 36*time.Hour, 8*24*time.Hour)
+		if ok != tc.ok || b != tc.backupDue || v != tc.verDue {
+			t.Errorf("%s: healthy %v (%s), due %v/%v; want %v, %v/%v", tc.name, ok, detail, b, v, tc.ok, tc.backupDue, tc.verDue)
+		}
+		if !ok && (detail == "" || strings.Contains(detail, "\n")) {
+			t.Errorf("%s: detail %q must say what is wrong on one line", tc.name, detail)
+		}
+	}
+}
