@@ -83,9 +83,13 @@ func runBackup(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		return 2
 	}
 	defer st.Close()
-	// The command prints its own outcome; the log is for what it would not print.
-	lvl := max(cfg.Log.Level, slog.LevelWarn)
-	svc := backup.New(st, cfg.Backup, newLogger(stderr, config.Log{Format: cfg.Log.Format, Level: lvl}))
+	// The command prints its outcome itself; the service's log (what the server's jobs
+	// report) would say it twice. --log-level debug shows it.
+	var logger *slog.Logger
+	if cfg.Log.Level <= slog.LevelDebug {
+		logger = newLogger(stderr, cfg.Log)
+	}
+	svc := backup.New(st, cfg.Backup, logger)
 
 	if sub == "verify" {
 		file := ""
@@ -94,7 +98,7 @@ func runBackup(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		}
 		res, err := svc.Verify(ctx, file)
 		if err != nil {
-			fmt.Fprintf(stderr, "debate %s: FAILED: %v\n", name, err)
+			fmt.Fprintf(stderr, "debate %s: FAILED: %s\n", name, strings.TrimPrefix(err.Error(), "backup: "))
 			return exitCode(err)
 		}
 		fmt.Fprintf(stdout, "verified %s: restored into a scratch database, %d tables and %d rows match the manifest, schema %s\n",
@@ -106,11 +110,11 @@ func runBackup(ctx context.Context, args []string, stdout, stderr io.Writer) int
 
 	res, removed, err := svc.Backup(ctx)
 	if errors.Is(err, backup.ErrBusy) {
-		fmt.Fprintf(stderr, "debate %s: %v\n", name, err)
+		fmt.Fprintf(stderr, "debate %s: %s\n", name, strings.TrimPrefix(err.Error(), "backup: "))
 		return exitBusy
 	}
 	if err != nil {
-		fmt.Fprintf(stderr, "debate %s: FAILED: %v\n", name, err)
+		fmt.Fprintf(stderr, "debate %s: FAILED: %s\n", name, strings.TrimPrefix(err.Error(), "backup: "))
 		return exitCode(err)
 	}
 	m := res.Manifest
@@ -124,6 +128,9 @@ func runBackup(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	fmt.Fprintf(stdout, "  sha256 %s\n  took %s\n", m.SHA256, res.Duration.Round(time.Millisecond))
 	for _, p := range removed {
 		fmt.Fprintf(stdout, "removed %s\n", p)
+	}
+	if res.PruneError != nil {
+		fmt.Fprintf(stderr, "debate %s: warning: the backup is good but pruning old ones failed: %v\n", name, res.PruneError)
 	}
 	return 0
 }

@@ -50,7 +50,7 @@ func runRestore(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		PGBin: cfg.Backup.PGBin, Force: cfg.Force, SkipChecksum: cfg.SkipChecksum,
 	})
 	if err != nil {
-		fmt.Fprintf(stderr, "debate restore: FAILED: %v\n", err)
+		fmt.Fprintf(stderr, "debate restore: FAILED: %s\n", strings.TrimPrefix(err.Error(), "backup: "))
 		return exitCode(err)
 	}
 	if len(res.Replaced) > 0 {

@@ -21,6 +21,9 @@ type DumpResult struct {
 	Entry    Entry
 	Manifest Manifest
 	Duration time.Duration
+	// PruneError is set by Service.Backup when the backup succeeded but pruning old
+	// ones did not.
+	PruneError error
 }
 
 // Dump writes a new backup of st's database into dir. The dump and the row counts come

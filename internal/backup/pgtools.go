@@ -13,6 +13,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"syscall"
 	"unicode"
 
 	"github.com/jackc/pgx/v5"
@@ -238,6 +239,8 @@ func runTool(ctx context.Context, env []string, stdin io.Reader, stdout io.Write
 	cmd.Stdout = stdout
 	errOut := &tail{max: 4096}
 	cmd.Stderr = errOut
+	// Killed with us: a pg_dump left running would hold the snapshot's locks.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Run(); err != nil {
 		if ctx.Err() != nil {
 			return fmt.Errorf("%s stopped: %w", filepath.Base(prog), ctx.Err())

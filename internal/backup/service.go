@@ -45,6 +45,7 @@ func (s *Service) Backup(ctx context.Context) (*DumpResult, []string, error) {
 		// The backup itself is good; a failed prune shows up in the logs and, if it
 		// persists, as a full disk.
 		s.logger.Warn("pruning old backups failed", slog.String("error", perr.Error()))
+		res.PruneError = perr
 	}
 	return res, removed, nil
 }
