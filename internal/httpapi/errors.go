@@ -10,6 +10,8 @@ import (
 	"net/http"
 	"strconv"
 
+	"debate/internal/jobs"
+	"debate/internal/recipe"
 	"debate/internal/store"
 )
 
@@ -25,6 +27,12 @@ var (
 	ErrRateLimited      = errors.New("rate limit exceeded")
 	ErrBodyTooLarge     = errors.New("request body too large")
 	ErrNotReady         = errors.New("not ready")
+	// ErrUnsupportedMediaType: a body in a format the endpoint does not read.
+	ErrUnsupportedMediaType = errors.New("unsupported media type")
+	// ErrGone: the thing existed and was removed (a build log past its retention).
+	ErrGone = errors.New("gone")
+	// ErrNoBuildService: this server was started without the build service.
+	ErrNoBuildService = errors.New("build service not configured")
 )
 
 // FieldError is a request that is wrong in one field.
@@ -57,6 +65,10 @@ type errorDetail struct {
 	Message   string `json:"message"`
 	Field     string `json:"field"`
 	RequestID string `json:"request_id,omitempty"`
+	// Errors lists every problem of an invalid recipe (422).
+	Errors []recipe.FieldError `json:"errors,omitempty"`
+	// QueueLength is the number of queued builds when the queue is full (503).
+	QueueLength *int `json:"queue_length,omitempty"`
 }
 
 // statusOf is the one place where errors become HTTP statuses and stable codes.
@@ -67,8 +79,33 @@ func statusOf(err error) (int, errorDetail) {
 		mbe *http.MaxBytesError
 		se  *json.SyntaxError
 		ute *json.UnmarshalTypeError
+		ve  *recipe.ValidationError
+		qf  *jobs.QueueFullError
+		sl  *jobs.SubmitLimitError
 	)
 	switch {
+	case errors.As(err, &ve):
+		d := errorDetail{Code: "invalid_recipe", Errors: ve.Errors,
+			Message: fmt.Sprintf("the recipe has %d problem(s); each is listed in errors with its field path", len(ve.Errors))}
+		if len(ve.Errors) > 0 {
+			d.Field = ve.Errors[0].Path
+		}
+		return http.StatusUnprocessableEntity, d
+	case errors.As(err, &qf):
+		n := qf.Length
+		return http.StatusServiceUnavailable, errorDetail{Code: "queue_full", Message: qf.Error(), QueueLength: &n}
+	case errors.As(err, &sl):
+		return http.StatusTooManyRequests, errorDetail{Code: "build_limit", Message: sl.Error()}
+	case errors.Is(err, store.ErrBuildNotFound):
+		return http.StatusNotFound, errorDetail{Code: "not_found", Message: "no such build (or artifact); build ids are UUIDs as returned by POST /api/v1/builds"}
+	case errors.Is(err, store.ErrBuildFinished):
+		return http.StatusConflict, errorDetail{Code: "build_finished", Message: "the build has already ended; there is nothing to cancel"}
+	case errors.Is(err, ErrUnsupportedMediaType):
+		return http.StatusUnsupportedMediaType, errorDetail{Code: "unsupported_media_type", Message: err.Error(), Field: "Content-Type"}
+	case errors.Is(err, ErrGone):
+		return http.StatusGone, errorDetail{Code: "gone", Message: err.Error()}
+	case errors.Is(err, ErrNoBuildService):
+		return http.StatusServiceUnavailable, errorDetail{Code: "builds_unavailable", Message: err.Error()}
 	case errors.As(err, &fe):
 		return http.StatusBadRequest, errorDetail{Code: "invalid_field", Message: fe.Reason, Field: fe.Field}
 	case errors.As(err, &mbe), errors.Is(err, ErrBodyTooLarge):
@@ -112,9 +149,18 @@ func writeError(w http.ResponseWriter, r *http.Request, logger *slog.Logger, err
 		logger.LogAttrs(r.Context(), slog.LevelError, "request failed",
 			slog.String("request_id", d.RequestID), slog.String("error", err.Error()))
 	}
-	var rl *rateLimitError
-	if errors.As(err, &rl) {
+	var (
+		rl *rateLimitError
+		qf *jobs.QueueFullError
+		sl *jobs.SubmitLimitError
+	)
+	switch {
+	case errors.As(err, &rl):
 		w.Header().Set("Retry-After", strconv.Itoa(rl.retryAfter))
+	case errors.As(err, &qf):
+		w.Header().Set("Retry-After", strconv.Itoa(max(1, ceilSeconds(qf.RetryAfter))))
+	case errors.As(err, &sl):
+		w.Header().Set("Retry-After", strconv.Itoa(max(1, ceilSeconds(sl.RetryAfter))))
 	}
 	writeJSON(w, status, errorBody{Error: d})
 }

@@ -17,6 +17,7 @@ import (
 const (
 	groupHealth = "health" // never limited: probes must always get through
 	groupAPI    = "api"
+	groupBuilds = "builds" // the build service; submissions also have a per-client hourly limit
 )
 
 // route is one endpoint. Every route is registered from this table and nowhere else,
@@ -35,11 +36,17 @@ func (s *Server) routeTable() []route {
 		{"GET", "/api/v1/health/db", groupHealth, s.handleDB},
 		{"GET", "/api/v1/openapi.json", groupAPI, s.handleOpenAPI},
 		{"GET", "/api/v1/version", groupAPI, s.handleVersion},
+		{"POST", "/api/v1/builds", groupBuilds, s.handleSubmit},
+		{"GET", "/api/v1/builds/{id}", groupBuilds, s.handleBuild},
+		{"POST", "/api/v1/builds/{id}/cancel", groupBuilds, s.handleCancel},
+		{"GET", "/api/v1/builds/{id}/events", groupBuilds, s.handleEvents},
+		{"GET", "/api/v1/builds/{id}/log", groupBuilds, s.handleLog},
+		{"GET", "/api/v1/builds/{id}/artifacts/{name}", groupBuilds, s.handleArtifact},
 	}
 }
 
 // routeGroups lists the groups that may be given their own limit.
-func routeGroups() []string { return []string{groupAPI} }
+func routeGroups() []string { return []string{groupAPI, groupBuilds} }
 
 //go:embed openapi.json
 var openAPIDoc []byte

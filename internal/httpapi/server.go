@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"debate/internal/config"
+	"debate/internal/jobs"
 	"debate/internal/store"
 )
 
@@ -37,6 +38,8 @@ type Deps struct {
 	Version string // shown by /api/v1/version
 	// Backups, when backups are enabled, adds the "backups" readiness check.
 	Backups BackupHealth
+	// Builds is the build service; nil answers the build routes with 503.
+	Builds *jobs.Service
 }
 
 // Server is the configured API server. Create it with New, run it with Run or Serve.
@@ -46,6 +49,8 @@ type Server struct {
 	backups BackupHealth // nil: backups off, no readiness check
 	logger  *slog.Logger
 	version string
+	builds  *jobs.Service // nil: build routes answer 503
+	metrics *httpMetrics
 
 	hsts        string // Strict-Transport-Security value; "" without TLS
 	corsOrigins map[string]bool
@@ -68,6 +73,7 @@ func New(cfg *config.Serve, deps Deps) (*Server, error) {
 		backups:     deps.Backups,
 		logger:      deps.Logger,
 		version:     deps.Version,
+		builds:      deps.Builds,
 		corsOrigins: map[string]bool{},
 		csrf:        http.NewCrossOriginProtection(),
 		limiters:    map[string]*limiter{},
@@ -115,18 +121,21 @@ func New(cfg *config.Serve, deps Deps) (*Server, error) {
 // order documented in middleware.go).
 func (s *Server) buildHandler() http.Handler {
 	mux := http.NewServeMux()
+	s.metrics = &httpMetrics{}
 	for _, rt := range s.routes {
 		h := s.bodyLimit(s.handle(rt.handler))
 		h = s.crossOrigin(h)
 		h = s.rateLimit(s.limiters[rt.group], h)
+		h = s.observe(s.metrics.add(rt.method, rt.path), h)
 		mux.Handle(rt.method+" "+rt.path, h)
 	}
 	apiLimiter := s.limiters[groupAPI]
+	unmatched := s.metrics.add("", "unmatched")
 	router := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h, pattern := mux.Handler(r)
 		if pattern == "" {
 			// Unknown paths count against the API limit, so scanning is limited too.
-			s.rateLimit(apiLimiter, s.notFound(h)).ServeHTTP(w, r)
+			s.observe(unmatched, s.rateLimit(apiLimiter, s.notFound(h))).ServeHTTP(w, r)
 			return
 		}
 		mux.ServeHTTP(w, r)

@@ -67,8 +67,11 @@ func echoRoute() route {
 func TestSecurityHeadersOnEveryRoute(t *testing.T) {
 	ts := startServer(t, serverOpts{args: []string{"--rate-limit-group", "api=30"}, extra: []route{panicRoute()}})
 	for _, rt := range ts.srv.routeTable() {
-		r := ts.request(rt.method, rt.path, "")
-		if r.status != http.StatusOK {
+		path := strings.NewReplacer("{id}", "00000000-0000-0000-0000-000000000000", "{name}", "x.iso").Replace(rt.path)
+		r := ts.request(rt.method, path, "")
+		// Build routes need a build and the build service (not configured here): their
+		// error answers carry the headers too.
+		if rt.group != groupBuilds && r.status != http.StatusOK {
 			t.Errorf("%s %s: status %d: %s", rt.method, rt.path, r.status, r.body)
 		}
 		checkSecurityHeaders(t, rt.method+" "+rt.path, r)

@@ -413,6 +413,11 @@ func (s *Service) Cancel(ctx context.Context, id string) (*Status, error) {
 	return st, nil
 }
 
+// Build reads a build's row alone (cheaper than Status).
+func (s *Service) Build(ctx context.Context, id string) (*store.Build, error) {
+	return s.st.GetBuild(ctx, id)
+}
+
 // Events returns up to limit stored events after seq.
 func (s *Service) Events(ctx context.Context, id string, after, limit int) ([]store.Event, error) {
 	return s.st.Events(ctx, id, after, limit)

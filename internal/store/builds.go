@@ -438,7 +438,7 @@ func (s *Store) AppendEvents(ctx context.Context, id, workerID string, events []
 	}
 	batch := &pgx.Batch{}
 	batch.Queue(`INSERT INTO build_events (build_id, seq, type, data)
-		SELECT $1, e.seq, e.type, e.data::jsonb FROM unnest($3::int[], $4::text[], $5::text[]) AS e(seq, type, data)
+		SELECT $1, e.seq, e.type, e.data::json FROM unnest($3::int[], $4::text[], $5::text[]) AS e(seq, type, data)
 		WHERE EXISTS (SELECT 1 FROM builds WHERE id = $1 AND worker_id = $2 AND status = 'running')
 		ON CONFLICT DO NOTHING`, id, workerID, seqs, types, datas)
 	for _, st := range stages {

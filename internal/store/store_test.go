@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"errors"
+	"io/fs"
 	"os"
 	"strings"
 	"sync"
@@ -87,15 +88,23 @@ func TestConcurrentMigrateAppliesOnce(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	applied := 0
+	applied := map[string]int{}
 	for i := range 3 {
 		if errs[i] != nil {
 			t.Fatalf("migrator %d: %v", i, errs[i])
 		}
-		applied += len(results[i].Applied)
+		for _, id := range results[i].Applied {
+			applied[id]++
+		}
 	}
-	if applied != 1 {
-		t.Fatalf("baseline applied %d times across concurrent migrators", applied)
+	all, err := LoadMigrations(mustSub(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range all {
+		if applied[m.ID()] != 1 {
+			t.Fatalf("%s applied %d times across concurrent migrators", m.ID(), applied[m.ID()])
+		}
 	}
 }
 
@@ -186,4 +195,12 @@ func TestOpenRejectsBadURLWithoutLeakingIt(t *testing.T) {
 	if err == nil || strings.Contains(err.Error(), "hunter2") {
 		t.Fatalf("error %v", err)
 	}
+}
+
+func mustSub(t *testing.T) fs.FS {
+	sub, err := fs.Sub(embedded, "migrations")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sub
 }
