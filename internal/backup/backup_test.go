@@ -10,9 +10,11 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
+	"testing/fstest"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -586,5 +588,80 @@ func TestReadinessReportsBackups(t *testing.T) {
 	code, checks = ready()
 	if code != 503 || !strings.Contains(string(checks["backups"]), "corrupted") {
 		t.Fatalf("after a failed verification: %d %s", code, checks["backups"])
+	}
+}
+
+func TestDumpNamesNeverCollide(t *testing.T) {
+	st, _ := migrated(t)
+	dir := t.TempDir()
+	ctx := testCtx(t)
+	// Names for the next few seconds are taken (another database's backups, say).
+	now := time.Now().UTC()
+	var taken []string
+	for i := -1; i < 10; i++ {
+		p := filepath.Join(dir, dumpFileName(now.Add(time.Duration(i)*time.Second), 0))
+		if err := os.WriteFile(p, []byte("someone else's"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		taken = append(taken, p)
+	}
+	res, err := Dump(ctx, st, dir, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasSuffix(res.Entry.Name(), "-1.dump") || res.Manifest.File != res.Entry.Name() {
+		t.Fatalf("dump named %s (manifest %s); want the -1 suffix", res.Entry.Name(), res.Manifest.File)
+	}
+	for _, p := range taken {
+		if b, _ := os.ReadFile(p); string(b) != "someone else's" {
+			t.Fatalf("%s was overwritten", p)
+		}
+	}
+	if _, err := Verify(ctx, st, dir, "", ""); err != nil {
+		t.Fatalf("the suffixed dump (the newest complete one) does not verify: %v", err)
+	}
+}
+
+// TestRestoreOfAnOlderSchemaMigrates restores a dump taken before the newer migrations
+// existed: restore brings the schema up to this binary's.
+func TestRestoreOfAnOlderSchemaMigrates(t *testing.T) {
+	ctx := testCtx(t)
+	baseline, err := os.ReadFile("../store/migrations/0001_baseline.sql")
+	if err != nil {
+		t.Fatal(err)
+	}
+	src, err := store.Open(ctx, pg.NewDatabase(t), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	old, err := store.NewMigrator(src.Pool(), fstest.MapFS{"0001_baseline.sql": {Data: baseline}}, true, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := old.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	res, err := Dump(ctx, src, t.TempDir(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Manifest.Schema.Debate != 1 {
+		t.Fatalf("old schema recorded as %v", res.Manifest.Schema)
+	}
+	dst, err := store.Open(ctx, pg.NewDatabase(t), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dst.Close()
+	rr, err := Restore(ctx, dst, res.Entry.Path, RestoreOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !rr.Checked || len(rr.Migrated.Applied) == 0 || !slices.Contains(rr.Migrated.Applied, "0003_backups") {
+		t.Fatalf("restore of an old dump: checked %v, migrations applied %v", rr.Checked, rr.Migrated.Applied)
+	}
+	if st, err := dst.MigrationStatus(ctx); err != nil || !st.Current() {
+		t.Fatalf("schema after restore: %v %v", st, err)
 	}
 }
