@@ -29,6 +29,7 @@ func commands() map[string]command {
 		"layers":    {"list and search the layer catalog", runLayers},
 		"boot-test": {"boot an ISO in QEMU and wait for a login prompt", runBootTest},
 		"serve":     {"run the API server", runServe},
+		"worker":    {"run queued builds from the database", runWorker},
 		"migrate":   {"apply database migrations", runMigrate},
 		"backup":    {"back up the database; verify, list and prune backups", runBackup},
 		"restore":   {"restore a backup into an empty database, then migrate", runRestore},

@@ -7,16 +7,21 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
+	"net/http"
 	"os"
 	"runtime/debug"
 	"runtime/pprof"
 	"strings"
+	"sync"
 	"time"
 
+	"debate/internal/artifact"
 	"debate/internal/backup"
 	"debate/internal/builder"
 	"debate/internal/config"
 	"debate/internal/httpapi"
+	"debate/internal/jobs"
 	"debate/internal/store"
 )
 
@@ -77,13 +82,66 @@ func runServe(ctx context.Context, args []string, _, stderr io.Writer) int {
 	}
 
 	deps := httpapi.Deps{DB: st, Logger: logger, Version: builder.Version}
+	var backups *backup.Service
 	if cfg.Backup.Enabled() {
-		deps.Backups = backup.New(st, cfg.Backup, logger)
+		backups = backup.New(st, cfg.Backup, logger)
+		deps.Backups = backups
 	}
+
+	// The build service: submissions and downloads here; builds in this process with
+	// --workers N, else in `debate worker` processes sharing the database and artifacts.
+	arts, err := artifact.Open(cfg.Build.ArtifactDir)
+	if err != nil {
+		printConfigError(stderr, "serve", &config.Error{Flag: "--artifact-dir", Env: config.EnvName("artifact-dir"), Reason: err.Error()})
+		return 2
+	}
+	if cfg.Builds.Workers > 0 {
+		if err := canBuild(); err != nil {
+			printConfigError(stderr, "serve", &config.Error{Flag: "--workers", Env: config.EnvName("workers"), Reason: err.Error()})
+			return 2
+		}
+	}
+	builds, err := jobs.NewService(st, arts, jobs.ServiceOptions{
+		PinMaxAge: cfg.Build.PinMaxAge, QueueLimit: cfg.Builds.QueueLimit, SubmitLimit: cfg.Builds.SubmitLimit,
+		StaleAfter: cfg.Build.StaleAfter, Logger: logger,
+	})
+	if err != nil {
+		logger.Error("build service", slog.String("error", err.Error()))
+		return 1
+	}
+	deps.Builds = builds
+	// Every server also runs a River client: retention and extensions (backups) always,
+	// builds with --workers N.
+	worker, err := jobs.NewWorker(st, arts, workerOptions(cfg.Build, cfg.Builds.Workers, cfg.ShutdownTimeout, logger, workerExtensions(backups)))
+	if err != nil {
+		printConfigError(stderr, "serve", &config.Error{Flag: "--workers", Env: config.EnvName("workers"), Reason: err.Error()})
+		return 2
+	}
+
 	srv, err := httpapi.New(cfg, deps)
 	if err != nil {
 		printConfigError(stderr, "serve", err)
 		return 2
+	}
+	// Background work stops when serving ends, however it ends (deferred calls run in
+	// reverse: cancel first, then wait).
+	var bg sync.WaitGroup
+	defer bg.Wait()
+	bgCtx, stopBG := context.WithCancel(ctx)
+	defer stopBG()
+	bg.Go(func() { builds.Run(bgCtx) })
+	bg.Go(func() {
+		if err := runUntilStopped(bgCtx, worker, st, logger); err != nil {
+			logger.Error("worker stopped with an error", slog.String("error", err.Error()))
+		}
+	})
+	if cfg.Builds.MetricsListen != "" {
+		stopMetrics, err := serveMetrics(ctx, cfg.Builds.MetricsListen, srv.MetricsHandler(), logger)
+		if err != nil {
+			printConfigError(stderr, "serve", &config.Error{Flag: "--metrics-listen", Env: config.EnvName("metrics-listen"), Reason: err.Error()})
+			return 2
+		}
+		defer stopMetrics()
 	}
 	if err := srv.Run(ctx); err != nil {
 		logger.Error("server stopped with an error", slog.String("error", err.Error()))
@@ -91,6 +149,23 @@ func runServe(ctx context.Context, args []string, _, stderr io.Writer) int {
 	}
 	// Stopped by SIGTERM/SIGINT after draining: a normal end for a server.
 	return 0
+}
+
+// serveMetrics serves /metrics on its own listener until stop is called.
+func serveMetrics(ctx context.Context, addr string, h http.Handler, logger *slog.Logger) (stop func(), err error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second, WriteTimeout: 30 * time.Second,
+		ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelDebug)}
+	go func() { _ = srv.Serve(ln) }()
+	logger.Info("serving metrics", slog.String("listen", ln.Addr().String()))
+	return func() {
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(sctx)
+	}, nil
 }
 
 // parseCommandFlags parses args (and DEBATE_* variables) into fs. ok is false when the

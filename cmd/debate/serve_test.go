@@ -95,7 +95,7 @@ func TestMigrateThenServe(t *testing.T) {
 	done := make(chan int, 1)
 	go func() {
 		done <- runServe(sctx, []string{"--listen", "127.0.0.1:" + strconv.Itoa(port), "--http-listen", "127.0.0.1:0",
-			"--tls-self-signed", "--state-dir", state, "--ready-tools", "sh", "--migrate-on-start"}, io.Discard, logs)
+			"--tls-self-signed", "--state-dir", state, "--ready-tools", "sh", "--migrate-on-start", "--metrics-listen", "127.0.0.1:0"}, io.Discard, logs)
 	}()
 
 	var client *http.Client

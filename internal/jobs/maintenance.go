@@ -70,9 +70,10 @@ type PinRefreshArgs struct{}
 // Kind names the job in River.
 func (PinRefreshArgs) Kind() string { return "debate.pin-refresh" }
 
-// InsertOpts puts the job on the maintenance queue, once at a time.
+// InsertOpts puts the job on the builds queue, once at a time: only processes that can
+// build work that queue, and a refresh (a resolve, seconds) is a small build.
 func (PinRefreshArgs) InsertOpts() river.InsertOpts {
-	return river.InsertOpts{Queue: QueueMaintenance, MaxAttempts: 1,
+	return river.InsertOpts{Queue: QueueBuilds, MaxAttempts: 1,
 		UniqueOpts: onceAtATime()}
 }
 

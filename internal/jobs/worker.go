@@ -28,7 +28,8 @@ type WorkerOptions struct {
 	// ID names the process in the workers table and as River client; default
 	// hostname-pid-random. It must be unique per process.
 	ID string
-	// Concurrency is how many builds run at once (default 1).
+	// Concurrency is how many builds run at once; 0 runs no builds (an API server that
+	// leaves them to other processes still runs maintenance and extensions).
 	Concurrency int
 
 	// Build settings, as for `debate build`.
@@ -73,8 +74,8 @@ func (o *WorkerOptions) defaults() error {
 		_, _ = rand.Read(b)
 		o.ID = fmt.Sprintf("%s-%d-%s", host, os.Getpid(), hex.EncodeToString(b))
 	}
-	if o.Concurrency <= 0 {
-		o.Concurrency = 1
+	if o.Concurrency < 0 {
+		return fmt.Errorf("jobs: concurrency %d: want 0 or more", o.Concurrency)
 	}
 	if o.WorkDir == "" {
 		o.WorkDir = "/var/tmp/debate"
@@ -143,9 +144,13 @@ func NewWorker(st *store.Store, arts *artifact.Store, opts WorkerOptions) (*Work
 	if err := river.AddWorkerSafely(workers, &pinRefreshWorker{w: w}); err != nil {
 		return nil, fmt.Errorf("jobs: %w", err)
 	}
-	queues := map[string]river.QueueConfig{
-		QueueBuilds:      {MaxWorkers: opts.Concurrency},
-		QueueMaintenance: {MaxWorkers: 2},
+	// Every process registers every kind of ours and schedules every periodic job (River's
+	// elected leader schedules from its own list, whichever process that is); which jobs a
+	// process runs is decided by the queues it works: only build-capable processes work
+	// QueueBuilds, where the pin refresh runs too.
+	queues := map[string]river.QueueConfig{QueueMaintenance: {MaxWorkers: 2}}
+	if opts.Concurrency > 0 {
+		queues[QueueBuilds] = river.QueueConfig{MaxWorkers: opts.Concurrency}
 	}
 	periodic := []*river.PeriodicJob{
 		river.NewPeriodicJob(river.PeriodicInterval(opts.RetentionInterval),
