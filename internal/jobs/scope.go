@@ -31,9 +31,13 @@ type scopeBase struct {
 	SecurityMirror string   `json:"securityMirror,omitempty"`
 }
 
-// pinScope returns the hash of a normalised recipe's pin scope and the scope as JSON.
+// pinScope returns the hash of a recipe's pin scope and the scope as JSON.
 func pinScope(r *recipe.Recipe) (hash string, base json.RawMessage) {
-	b := r.Base
+	// Normal form first: default components, sorted, updates on unless turned off.
+	n := &recipe.Recipe{Base: r.Base}
+	n.Base.Components = append([]string(nil), r.Base.Components...)
+	n.Normalize()
+	b := n.Base
 	sb := scopeBase{
 		Distribution: b.Distribution, Release: b.Release, Architecture: b.Architecture,
 		Components: b.Components, Updates: b.Updates == nil || *b.Updates,
