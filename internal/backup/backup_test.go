@@ -538,8 +538,8 @@ func TestConcurrentBackupsDoNotCorruptEachOther(t *testing.T) {
 }
 
 // TestReadinessReportsBackups drives the API's readiness endpoint with backups on: not
-// ready before any backup, ready after a backup and its verification, not ready again
-// after a failed verification.
+// ready before any backup, ready after a backup and its verification (and /metrics says
+// so), not ready again after a failed verification.
 func TestReadinessReportsBackups(t *testing.T) {
 	st, url := migrated(t)
 	dir := t.TempDir()
@@ -580,6 +580,13 @@ func TestReadinessReportsBackups(t *testing.T) {
 	code, checks = ready()
 	if code != 200 || !strings.Contains(string(checks["backups"]), `"ok":true`) {
 		t.Fatalf("after backup and verification: %d %s", code, checks)
+	}
+	rec := httptest.NewRecorder()
+	srv.MetricsHandler().ServeHTTP(rec, httptest.NewRequest("GET", "http://localhost/metrics", nil))
+	for _, want := range []string{"\ndebate_backup_healthy 1\n", "\ndebate_backup_verify_last_ok 1\n", "\ndebate_backup_files 1\n"} {
+		if !strings.Contains(rec.Body.String(), want) {
+			t.Errorf("/metrics lacks %q:\n%s", strings.TrimSpace(want), rec.Body)
+		}
 	}
 	flipped := damage(t, res.Entry, "flipped.dump", func(b []byte) []byte { b[100] ^= 4; return b })
 	if _, err := svc.Verify(ctx, flipped); err == nil {

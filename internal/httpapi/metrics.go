@@ -97,6 +97,11 @@ func (s *Server) MetricsHandler() http.Handler {
 		} else if s.builds != nil {
 			fmt.Fprintf(bw, "# HELP debate_build_metrics_up Whether the build metrics could be read from the database.\n# TYPE debate_build_metrics_up gauge\ndebate_build_metrics_up 1\n")
 		}
+		if s.backups != nil {
+			if err := s.backups.WriteMetrics(ctx, bw); err != nil {
+				fmt.Fprintf(bw, "# backup metrics unavailable: %s\n", oneLine(err))
+			}
+		}
 		_ = bw.Flush()
 	})
 	return mux

@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -26,9 +27,12 @@ type Database interface {
 	MigrationStatus(ctx context.Context) (store.Status, error)
 }
 
-// BackupHealth judges the recorded backups and their verifications (backup.Service).
+// BackupHealth judges the recorded backups and their verifications (backup.Service), for
+// readiness and /metrics.
 type BackupHealth interface {
 	Health(ctx context.Context) (ok bool, detail string)
+	// WriteMetrics writes the backup gauges in the Prometheus text format.
+	WriteMetrics(ctx context.Context, w io.Writer) error
 }
 
 // Deps are the server's collaborators.
