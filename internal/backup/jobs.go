@@ -8,6 +8,7 @@ import (
 
 	"github.com/riverqueue/river"
 
+	"debate/internal/config"
 	"debate/internal/store"
 )
 
@@ -76,11 +77,18 @@ func Queues() map[string]river.QueueConfig { return map[string]river.QueueConfig
 
 // PeriodicJobs are the daily backup (at Config.At), the verification (at
 // Config.VerifyAt, weekly by default) and the watchdog (hourly and at start-up).
-func (s *Service) PeriodicJobs() []*river.PeriodicJob {
+func (s *Service) PeriodicJobs() []*river.PeriodicJob { return PeriodicJobs(s.cfg) }
+
+// PeriodicJobs schedules the backup jobs of cfg. River runs periodic jobs only in its
+// elected leader, which may be any process with a River client: a process that does not
+// work the backup queue (a `debate worker` without the backup folder) must still
+// schedule these, or backups stop whenever it is the leader. Their jobs go to Queue,
+// which only the processes with the folder work.
+func PeriodicJobs(cfg config.Backup) []*river.PeriodicJob {
 	return []*river.PeriodicJob{
-		river.NewPeriodicJob(s.cfg.At, func() (river.JobArgs, *river.InsertOpts) { return BackupArgs{}, nil },
+		river.NewPeriodicJob(cfg.At, func() (river.JobArgs, *river.InsertOpts) { return BackupArgs{}, nil },
 			&river.PeriodicJobOpts{ID: "debate_backup"}),
-		river.NewPeriodicJob(s.cfg.VerifyAt, func() (river.JobArgs, *river.InsertOpts) { return VerifyArgs{}, nil },
+		river.NewPeriodicJob(cfg.VerifyAt, func() (river.JobArgs, *river.InsertOpts) { return VerifyArgs{}, nil },
 			&river.PeriodicJobOpts{ID: "debate_backup_verify"}),
 		river.NewPeriodicJob(river.PeriodicInterval(watchdogEvery), func() (river.JobArgs, *river.InsertOpts) { return WatchdogArgs{}, nil },
 			&river.PeriodicJobOpts{ID: "debate_backup_watchdog", RunOnStart: true}),
