@@ -6,8 +6,11 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
+
+	"debate/internal/pgtest"
 )
 
 func TestLibpqEnvKeepsThePasswordOffTheCommandLine(t *testing.T) {
@@ -63,11 +66,17 @@ func TestFindToolsRefusesAnOlderClient(t *testing.T) {
 		t.Fatalf("a missing folder: %v", err)
 	}
 	// The machine's own tools are found for its server version (the Debian layout).
-	tl, err := findTools(ctx, "", 15)
+	pg.Cluster(t) // skips, or fails under CI=true, without PostgreSQL installed
+	bin, err := pgtest.FindBinDir()
 	if err != nil {
-		t.Fatalf("this machine's PostgreSQL client: %v", err)
+		t.Fatal(err)
 	}
-	if tl.major < 15 {
-		t.Fatalf("found %+v", tl)
+	major, _ := strconv.Atoi(filepath.Base(filepath.Dir(bin)))
+	tl, err := findTools(ctx, "", major)
+	if err != nil {
+		t.Fatalf("this machine's PostgreSQL %d client: %v", major, err)
+	}
+	if tl.major < major || major == 0 {
+		t.Fatalf("for server %d found %+v", major, tl)
 	}
 }
