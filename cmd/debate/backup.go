@@ -55,6 +55,9 @@ func runBackup(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		return code
 	}
 	cfg, err := validate()
+	if err == nil && (sub != "verify" || len(files) == 0) {
+		err = cfg.RequireDir() // verify FILE needs no folder
+	}
 	if err != nil {
 		printConfigError(stderr, name, err)
 		return 2

@@ -162,16 +162,13 @@ func backupFlags(fs *flag.FlagSet, r *backupRaw, mode backupMode, dirUsage strin
 	fs.DurationVar(&r.timeout, "backup-timeout", r.timeout, "longest one dump, verification or restore may take")
 }
 
-func (r *backupRaw) validate(dirRequired bool) (*Backup, error) {
+func (r *backupRaw) validate() (*Backup, error) {
 	var errs []error
 	bad := func(flagName, format string, args ...any) {
 		errs = append(errs, settingError(flagName, format, args...))
 	}
 	b := &Backup{Keep: r.keep, Timeout: r.timeout}
-	switch {
-	case r.dir == "" && dirRequired:
-		bad("backup-dir", "required: the folder dumps are written to (--dir for short)")
-	case r.dir != "":
+	if r.dir != "" {
 		abs, err := filepath.Abs(r.dir)
 		if err != nil {
 			bad("backup-dir", "%v", err)
@@ -228,8 +225,8 @@ type BackupCommand struct {
 }
 
 // BackupFlags declares the flags of `debate backup …` (restore is true for `debate
-// restore`, which adds --force) and returns the validation to run after parsing. The
-// backup folder is required unless restore is true.
+// restore`, which adds --force) and returns the validation to run after parsing. Whether
+// the backup folder is needed depends on the arguments: see RequireDir.
 func BackupFlags(fs *flag.FlagSet, env Env, restore bool) func() (*BackupCommand, error) {
 	var db dbRaw
 	var lg logRaw
@@ -252,7 +249,7 @@ func BackupFlags(fs *flag.FlagSet, env Env, restore bool) func() (*BackupCommand
 		errs = append(errs, err)
 		l, err := lg.validate()
 		errs = append(errs, err)
-		b, err := br.validate(!restore)
+		b, err := br.validate()
 		errs = append(errs, err)
 		if err := errors.Join(errs...); err != nil {
 			return nil, err
@@ -260,6 +257,14 @@ func BackupFlags(fs *flag.FlagSet, env Env, restore bool) func() (*BackupCommand
 		c.Database, c.Log, c.Backup = *d, *l, *b
 		return c, nil
 	}
+}
+
+// RequireDir is the error for a command that needs the backup folder when none is set.
+func (c *BackupCommand) RequireDir() error {
+	if c.Backup.Dir != "" {
+		return nil
+	}
+	return settingError("backup-dir", "required: the folder of the backups (--dir for short)")
 }
 
 // ParseFlagsArgs is ParseFlags for commands that also take arguments (file names): flags

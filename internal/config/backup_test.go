@@ -145,11 +145,15 @@ func TestBackupSettingErrorsNameTheSetting(t *testing.T) {
 		t.Fatalf("serve defaults: %+v %v", c, err)
 	}
 	fs = flag.NewFlagSet("backup", flag.ContinueOnError)
-	done2 := BackupFlags(fs, env(map[string]string{"DATABASE_URL": "postgres://u@localhost/db"}), false)
-	if _, err := ParseFlagsArgs(fs, nil, env(nil), 0); err != nil {
+	done2 := BackupFlags(fs, plain, false)
+	if _, err := ParseFlagsArgs(fs, nil, plain, 0); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := done2(); err == nil || !strings.Contains(err.Error(), "--backup-dir") || !strings.Contains(err.Error(), "DEBATE_BACKUP_DIR") {
+	c, err := done2()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.RequireDir(); err == nil || !strings.Contains(err.Error(), "--backup-dir") || !strings.Contains(err.Error(), "DEBATE_BACKUP_DIR") {
 		t.Fatalf("backup without a folder: %v", err)
 	}
 }

@@ -373,7 +373,7 @@ func (r *serveRaw) validate(env Env) (*Serve, error) {
 	} else {
 		c.Log = *lg
 	}
-	if bk, err := r.backup.validate(false); err != nil {
+	if bk, err := r.backup.validate(); err != nil {
 		errs = append(errs, err)
 	} else {
 		c.Backup = *bk
