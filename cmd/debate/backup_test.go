@@ -69,7 +69,8 @@ func TestBackupVerifyRestoreCommands(t *testing.T) {
 		c, _ := os.ReadFile(dump + suffix)
 		os.WriteFile(bad+suffix, c, 0o600)
 	}
-	code, _, errs = run(runBackup, "verify", bad, "--dir", dir)
+	t.Setenv("DEBATE_BACKUP_DIR", "") // verify FILE needs no folder
+	code, _, errs = run(runBackup, "verify", bad)
 	if code != 1 || !strings.Contains(errs, "FAILED") || !strings.Contains(errs, "corrupted") {
 		t.Fatalf("verify of a damaged dump: exit %d\n%s", code, errs)
 	}
