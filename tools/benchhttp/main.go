@@ -245,6 +245,8 @@ func orchestrate(o options) error {
 		"--listen", "127.0.0.1:" + strconv.Itoa(port), "--http-listen", "",
 		"--tls-self-signed", "--state-dir", filepath.Join(work, "state"),
 		"--migrate-on-start", "--ready-tools", "sh",
+		// No metrics listener: its fixed default port would collide with a dev server.
+		"--metrics-listen", "",
 		// Raised, not off: the limiter's cost stays in the measurement.
 		"--rate-limit", "100000000",
 	}
