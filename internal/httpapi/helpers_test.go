@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"debate/internal/artifact"
 	"debate/internal/config"
 	"debate/internal/pgtest"
 	"debate/internal/store"
@@ -64,7 +65,8 @@ type testServer struct {
 	t        *testing.T
 	srv      *Server
 	store    *store.Store
-	base     string // https://127.0.0.1:PORT
+	arts     *artifact.Store // with builds
+	base     string          // https://127.0.0.1:PORT
 	port     int
 	httpBase string // http://127.0.0.1:PORT of the redirect listener
 	client   *http.Client
@@ -78,6 +80,7 @@ type serverOpts struct {
 	extra     []route  // test-only routes
 	noMigrate bool
 	plainHTTP bool // no TLS at all
+	builds    bool // with the build service (no workers: builds stay queued)
 }
 
 func startServer(t *testing.T, o serverOpts) *testServer {
@@ -110,7 +113,12 @@ func startServer(t *testing.T, o serverOpts) *testServer {
 	}
 	logs := &syncBuffer{}
 	logger := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	s, err := New(cfg, Deps{DB: st, Logger: logger, Version: "test-version"})
+	deps := Deps{DB: st, Logger: logger, Version: "test-version"}
+	var arts *artifact.Store
+	if o.builds {
+		deps.Builds, arts = newBuildService(t, st, cfg, logger)
+	}
+	s, err := New(cfg, deps)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -124,7 +132,7 @@ func startServer(t *testing.T, o serverOpts) *testServer {
 		t.Fatal(err)
 	}
 	var rln net.Listener
-	ts := &testServer{t: t, srv: s, store: st, logs: logs, done: make(chan error, 1)}
+	ts := &testServer{t: t, srv: s, store: st, arts: arts, logs: logs, done: make(chan error, 1)}
 	ts.port = ln.Addr().(*net.TCPAddr).Port
 	if o.plainHTTP {
 		ts.base = "http://" + ln.Addr().String()
