@@ -12,7 +12,7 @@ DEB_PACKAGES := mmdebstrap squashfs-tools xorriso isolinux syslinux-common \
 	qemu-system-x86 ovmf bubblewrap systemd-container \
 	postgresql ca-certificates wrk
 
-.PHONY: all deps build run serve test bench bench-build bench-http bench-check check-catalog vet fmt clean
+.PHONY: all deps build run serve test bench bench-build bench-builds bench-http bench-check check-catalog vet fmt clean
 
 all: build
 
@@ -50,7 +50,7 @@ test: deps
 	$(GO) vet ./...
 	DEBATE_TEST_CACHE=$(CACHE_DIR) $(GO) test -p 1 -timeout 45m -count=1 ./...
 
-bench: bench-build bench-http
+bench: bench-build bench-builds bench-http
 
 bench-build: deps build
 	DEBATE_TEST_CACHE=$(CACHE_DIR) $(GO) test -run '^$$' -bench BenchmarkBuild -benchtime 1x -timeout 60m ./internal/builder/
@@ -61,6 +61,14 @@ bench-build: deps build
 bench-http: deps build
 	$(GO) build -o bin/benchhttp ./tools/benchhttp
 	bin/benchhttp --server $(BIN) $(BENCH_HTTP_FLAGS)
+
+# Build service benchmark (not a test; root, like debate build): debate serve --workers 1
+# over TLS on a private PostgreSQL delivers examples/minimal.yaml, then POST → first event,
+# cache-hit latency percentiles (target p99 < 20 ms) and ISO download throughput against
+# the disk's read speed in the same run. Figures go to docs/benchmarks.md.
+bench-builds: deps build
+	$(GO) build -o bin/benchbuilds ./tools/benchbuilds
+	bin/benchbuilds --server $(BIN) --cache-dir $(CACHE_DIR) $(BENCH_BUILDS_FLAGS)
 
 # Objection checking speed (not a test): full bookworm index load time and memory, then
 # p50/p95/p99 of checking a typical recipe. Figures go to docs/benchmarks.md.

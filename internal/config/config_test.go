@@ -221,3 +221,41 @@ func TestParseSize(t *testing.T) {
 		}
 	}
 }
+
+func TestWorkerSettings(t *testing.T) {
+	env := envOf(map[string]string{"DATABASE_URL": dbURL, "STATE_DIRECTORY": "/srv/state", "DEBATE_BUILD_TIMEOUT": "30m"})
+	c, err := ParseWorker([]string{"--concurrency", "2", "--cache-dir", "/srv/cache"}, env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Concurrency != 2 || c.Build.ArtifactDir != "/srv/state/artifacts" || c.Build.CacheDir != "/srv/cache" ||
+		c.Build.Timeout != 30*time.Minute || c.Build.Memory != 6<<30 || c.Build.Disk != 16<<30 || c.Build.StaleAfter != 30*time.Second {
+		t.Fatalf("worker settings: %+v", c)
+	}
+	_, err = ParseWorker([]string{"--concurrency", "0", "--build-timeout", "10s", "--build-memory", "1KiB",
+		"--stale-after", "1s", "--mirror", "ftp://x", "--build-warn-after", "1h"}, envOf(map[string]string{}))
+	for _, want := range []string{"--concurrency", "--build-timeout", "--build-memory", "--stale-after", "--mirror", "--build-warn-after", "DATABASE_URL"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("error does not name %s: %v", want, err)
+		}
+	}
+}
+
+func TestServeBuildSettings(t *testing.T) {
+	c, err := ParseServe([]string{"--state-dir", "/srv/debate", "--workers", "1", "--queue-limit", "5"}, envOf(map[string]string{"DATABASE_URL": dbURL}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Builds.Workers != 1 || c.Builds.QueueLimit != 5 || c.Builds.SubmitLimit != 20 || c.Builds.MetricsListen != "127.0.0.1:9090" ||
+		c.Build.ArtifactDir != "/srv/debate/artifacts" || c.Build.PinMaxAge != 15*time.Minute {
+		t.Fatalf("serve build settings: %+v %+v", c.Builds, c.Build)
+	}
+	if c, err := ParseServe([]string{"--artifact-dir", "/data/isos", "--metrics-listen", ""}, envOf(map[string]string{"DATABASE_URL": dbURL})); err != nil ||
+		c.Build.ArtifactDir != "/data/isos" || c.Builds.MetricsListen != "" {
+		t.Fatalf("explicit artifact dir, no metrics: %+v %v", c, err)
+	}
+	_, err = ParseServe([]string{"--listen", "127.0.0.1:9000", "--metrics-listen", "127.0.0.1:9000", "--workers", "-1"}, envOf(map[string]string{"DATABASE_URL": dbURL}))
+	if err == nil || !strings.Contains(err.Error(), "--metrics-listen") || !strings.Contains(err.Error(), "--workers") {
+		t.Fatalf("bad build settings: %v", err)
+	}
+}

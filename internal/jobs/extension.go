@@ -38,11 +38,14 @@ const (
 // Pass extensions in WorkerOptions.Extensions; cmd/debate gathers them in one place,
 // workerExtensions in cmd/debate/worker.go, for both commands that run workers.
 //
-// Every worker process registers every extension, so a job may run on any worker: work
-// that must run on particular machines gets a queue of its own (Queues), which only
-// those machines' workers are configured with. Periodic jobs are scheduled by River's
-// elected leader among the running worker processes; with no worker process running,
-// nothing periodic runs.
+// A process works only the queues it is configured with, so work that must run on
+// particular machines (where a backup folder is) gets a queue of its own (Queues), added
+// only by those processes. Periodic jobs are scheduled by River's elected leader, from
+// the leader's own list, among all running Debate processes (servers included: every
+// server runs a River client for maintenance and extensions): an extension whose
+// periodic jobs are given to some processes only is scheduled only while one of those
+// leads. Give Periodic to every process where possible (the jobs still run only where
+// their queue is worked), or make the work self-starting (RunOnStart, a watchdog).
 type Extension struct {
 	// Name identifies the extension in logs and errors.
 	Name string
