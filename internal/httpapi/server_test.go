@@ -482,11 +482,11 @@ func TestReadinessNamesPendingMigrationsAndMissingTools(t *testing.T) {
 }
 
 func TestGracefulShutdownFinishesInFlight(t *testing.T) {
-	started := make(chan struct{})
+	started, release := make(chan struct{}), make(chan struct{})
 	slow := route{"GET", "/api/v1/test/slow", groupAPI, func(w http.ResponseWriter, r *http.Request) error {
 		close(started)
 		select {
-		case <-time.After(time.Second):
+		case <-release:
 			_, err := io.WriteString(w, "finished")
 			return err
 		case <-r.Context().Done():
@@ -511,12 +511,27 @@ func TestGracefulShutdownFinishesInFlight(t *testing.T) {
 	}()
 	<-started
 	ts.cancel() // what SIGTERM does to `debate serve`
-	time.Sleep(100 * time.Millisecond)
-	// No new connections once shutting down.
-	if c, err := net.DialTimeout("tcp", strings.TrimPrefix(ts.base, "https://"), time.Second); err == nil {
+
+	// While the request is still in flight, new connections are refused.
+	addr := strings.TrimPrefix(ts.base, "https://")
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err != nil {
+			break
+		}
 		c.Close()
-		t.Error("new connection accepted during shutdown")
+		if time.Now().After(deadline) {
+			t.Fatal("new connections still accepted 5 s after shutdown began")
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
+	select {
+	case err := <-ts.done:
+		t.Fatalf("Serve returned (%v) before the in-flight request finished", err)
+	default:
+	}
+	close(release)
 	res := <-resc
 	if res.err != nil || res.r.status != 200 || string(res.r.body) != "finished" {
 		t.Fatalf("in-flight request: %+v", res)
