@@ -27,10 +27,13 @@ deps:
 build:
 	$(GO) build -trimpath -o $(BIN) ./cmd/debate
 
-# The main job: build the minimal example into an ISO, then boot it in QEMU.
+# The main job: build the minimal example into an ISO, boot it in QEMU, then serve the API
+# over HTTPS (https://localhost:8443) until Ctrl-C. RUN_SERVE=0 stops after the boot test.
+RUN_SERVE ?= 1
 run: deps build
 	$(BIN) build examples/minimal.yaml -o $(OUT_DIR) --cache-dir $(CACHE_DIR)
 	$(BIN) boot-test $(OUT_DIR)/minimal.iso --firmware bios
+	@if [ "$(RUN_SERVE)" = 1 ]; then $(MAKE) --no-print-directory serve; fi
 
 # The API server, reachable from a browser at https://localhost:8443 (http://localhost:8080
 # redirects there). A private PostgreSQL cluster lives in .work/pg (kept between runs;
