@@ -172,7 +172,7 @@ func (s *Server) writeBuildMetrics(ctx context.Context, w *bufio.Writer) error {
 	family(w, "debate_worker_build_slots", "gauge", "Builds the live workers can run at once.")
 	fmt.Fprintf(w, "debate_worker_build_slots %d\n", m.Capacity)
 	histogram(w, "debate_build_duration_seconds", "Run time of builds that ran the pipeline (succeeded or failed).", "", m.BuildSeconds)
-	histogram(w, "debate_build_queue_wait_seconds", "Time from submission to a worker starting the build.", "", m.QueueWait)
+	histogram(w, "debate_build_queue_wait_seconds", "Time from submission to a worker starting the build (builds that started once).", "", m.QueueWait)
 	family(w, "debate_build_stage_duration_seconds", "histogram", "Duration of each finished pipeline stage.")
 	for _, stage := range m.StageOrder {
 		writeHistogram(w, "debate_build_stage_duration_seconds", fmt.Sprintf("stage=%q", stage), m.StageSeconds[stage])
