@@ -8,10 +8,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"time"
 
 	"debate/internal/catalog"
-	"debate/internal/debian"
 	"debate/internal/recipe"
 	"debate/internal/resolve"
 )
@@ -41,50 +39,21 @@ func indexFlags(fs *flag.FlagSet) indexConfig {
 // mirror unreachable with nothing cached) only the layer level is judged, and the
 // report's note says so.
 func judge(ctx context.Context, in *recipe.Recipe, ic indexConfig, last *resolve.Change, stderr io.Writer) (*resolve.Report, error) {
-	r := in.Clone()
-	r.Normalize() // defaults: architecture, components, updates
 	cat, err := catalog.Default()
 	if err != nil {
 		return nil, err
 	}
-	var idx *debian.Index
-	note := ""
-	where := ""
-	if *ic.offline {
-		note = "--offline: the package level was not checked (layers only)"
-	} else {
-		mirror, security := r.Base.Mirror, r.Base.SecurityMirror
-		if mirror == "" {
-			mirror = *ic.mirror
-		}
-		if security == "" {
-			security = *ic.security
-		}
-		suites := debian.DefaultSuites(mirror, security, r.Base.Release)
-		if r.Base.Updates != nil && !*r.Base.Updates {
-			suites = suites[:1]
-		}
-		a := &debian.Archive{Suites: suites, Components: r.Base.Components, Arch: r.Base.Architecture,
-			CacheDir: *ic.cacheDir, MaxAge: 10 * time.Minute}
-		lctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
-		l, err := a.Load(lctx)
-		cancel()
-		if err != nil {
-			note = fmt.Sprintf("the package level was not checked: %v", err)
-		} else {
-			idx = l.Index
-			where = fmt.Sprintf("Debian %s (%s, %s)", r.Base.Release, r.Base.Architecture, strings.Join(r.Base.Components, ", "))
-			for _, w := range l.Warnings {
-				fmt.Fprintf(stderr, "warning: %s\n", w)
-			}
-		}
+	j := &resolve.Judge{
+		Catalog: cat, Offline: *ic.offline, CacheDir: *ic.cacheDir,
+		Mirror: *ic.mirror, SecurityMirror: *ic.security,
+		Warn: func(w string) { fmt.Fprintf(stderr, "warning: %s\n", w) },
 	}
-	rep, err := resolve.NewChecker(cat, idx, where).Check(r, last)
+	rep, err := j.Check(ctx, in, last)
 	if err != nil {
 		return nil, err
 	}
-	if rep.Note == "" {
-		rep.Note = note
+	if *ic.offline {
+		rep.Note = strings.Replace(rep.Note, "offline:", "--offline:", 1)
 	}
 	return rep, nil
 }
