@@ -249,7 +249,7 @@ func TestArtifactDownloadAndLog(t *testing.T) {
 		t.Fatal(err)
 	}
 	if err := ts.store.FinishSucceeded(ctx, b.ID, "w", strings.Repeat("c", 64), "", []store.Artifact{
-		{Name: "speech.iso", SHA256: digest, Size: size, ContentType: "application/x-iso9660-image"}}); err != nil {
+		{Name: "speech.iso", SHA256: digest, Size: size, ContentType: "application/x-iso9660-image"}}, store.Final{}); err != nil {
 		t.Fatal(err)
 	}
 	url := "/api/v1/builds/" + b.ID + "/artifacts/speech.iso"

@@ -125,11 +125,8 @@ func (bw *buildWorker) Work(ctx context.Context, job *river.Job[BuildArgs]) erro
 		end := builder.Event{Type: builder.EventBuildEnd, Seconds: time.Since(start).Seconds(),
 			Message: "cache hit: build " + hit.ID + " delivered the identical image (same build key); its artifacts are this build's",
 			Result:  resultFrom(b, key, arts, time.Since(start))}
-		if err := ew.close(ctx, &end); err != nil {
-			return err
-		}
 		log.Info("cache hit after resolve", slog.String("same_as", hit.ID))
-		return ignoreNotOwner(w.st.FinishSucceeded(ctx, id, w.id, key, hit.ID, arts), log)
+		return ignoreNotOwner(w.st.FinishSucceeded(ctx, id, w.id, key, hit.ID, arts, ew.drain(&end)), log)
 
 	case err == nil:
 		arts, perr := w.publish(res)
@@ -139,11 +136,8 @@ func (bw *buildWorker) Work(ctx context.Context, job *river.Job[BuildArgs]) erro
 				Hint:    "the artifact store is full or unwritable: tell the operator"}
 			return w.finishFailed(ctx, ew, b, store.StatusFailed, info, log)
 		}
-		if err := ew.close(ctx, ew.heldEnd()); err != nil {
-			return err
-		}
 		log.Info("build succeeded", slog.Duration("took", time.Since(start).Round(time.Second)), slog.String("sha256", res.ISO.SHA256))
-		return ignoreNotOwner(w.st.FinishSucceeded(ctx, id, w.id, res.BuildKey, "", arts), log)
+		return ignoreNotOwner(w.st.FinishSucceeded(ctx, id, w.id, res.BuildKey, "", arts, ew.drain(ew.heldEnd())), log)
 	}
 
 	// Failed or stopped: why?
@@ -190,15 +184,12 @@ func (w *Worker) finishFailed(ctx context.Context, ew *eventWriter, b *store.Bui
 	if end == nil || end.Error == nil || end.Error.Code != info.Code {
 		end = &builder.Event{Type: builder.EventBuildEnd, Message: "build " + status, Error: &info}
 	}
-	if err := ew.close(ctx, end); err != nil {
-		return err
-	}
 	data, err := json.Marshal(info)
 	if err != nil {
 		return err
 	}
 	log.Info("build ended", slog.String("status", status), slog.String("code", info.Code), slog.String("stage", info.Stage))
-	return ignoreNotOwner(w.st.FinishFailed(ctx, b.ID, w.id, status, data), log)
+	return ignoreNotOwner(w.st.FinishFailed(ctx, b.ID, w.id, status, data, ew.drain(end)), log)
 }
 
 // ignoreNotOwner: the build was taken over (or cancelled) meanwhile; its new owner

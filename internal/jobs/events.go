@@ -166,6 +166,21 @@ func (w *eventWriter) close(ctx context.Context, final *builder.Event) error {
 	return err
 }
 
+// drain stops the flushing goroutine and returns what is not stored yet, the final
+// event included, for the worker to store together with the build's outcome.
+func (w *eventWriter) drain(final *builder.Event) store.Final {
+	close(w.done)
+	<-w.stopped
+	if final != nil {
+		w.append(*final)
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	f := store.Final{Events: w.pending, Stages: w.stages}
+	w.pending, w.stages = nil, nil
+	return f
+}
+
 // heldEnd returns the build-end event the builder emitted, if any.
 func (w *eventWriter) heldEnd() *builder.Event {
 	w.mu.Lock()

@@ -210,11 +210,11 @@ func TestInstantCacheHitFromRecordedPins(t *testing.T) {
 	}
 	key := builder.BuildKey(eff.Hash(), pin)
 	arts := []store.Artifact{{Name: "minimal.iso", SHA256: strings.Repeat("b", 64), Size: 3, ContentType: "application/x-iso9660-image"}}
-	if err := st.FinishSucceeded(testCtx(t), id, "w1", key, "", arts); err != nil {
+	if err := st.FinishSucceeded(testCtx(t), id, "w1", key, "", arts, store.Final{}); err != nil {
 		t.Fatal(err)
 	}
 	// A late write of another worker is refused.
-	if err := st.FinishSucceeded(testCtx(t), id, "w2", key, "", nil); !errors.Is(err, store.ErrNotOwner) {
+	if err := st.FinishSucceeded(testCtx(t), id, "w2", key, "", nil, store.Final{}); !errors.Is(err, store.ErrNotOwner) {
 		t.Fatalf("finish by a worker that does not own the build: %v", err)
 	}
 
@@ -383,7 +383,7 @@ func TestRetentionRemovesOldLogsOnly(t *testing.T) {
 		}
 		ew := newEventWriter(st, id, "w", 0, discard())
 		_ = ew.close(testCtx(t), &builder.Event{Type: builder.EventLog, Message: "hello"})
-		if err := st.FinishFailed(testCtx(t), id, "w", store.StatusFailed, []byte(`{"code":"x","message":"y"}`)); err != nil {
+		if err := st.FinishFailed(testCtx(t), id, "w", store.StatusFailed, []byte(`{"code":"x","message":"y"}`), store.Final{}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -447,3 +447,41 @@ func TestPinScope(t *testing.T) {
 }
 
 func discard() *slog.Logger { return slog.New(slog.DiscardHandler) }
+
+// The last events and the outcome are stored together: a client that reads build-end
+// finds the final status; a worker that lost the build stores neither.
+func TestOutcomeAndLastEventsTogether(t *testing.T) {
+	st := migrated(t)
+	svc := newService(t, st, ServiceOptions{})
+	sub, err := svc.Submit(testCtx(t), parse(t, minimal), "c")
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := sub.Status.Build.ID
+	if _, _, err := st.ClaimBuild(testCtx(t), id, "w1", 1); err != nil {
+		t.Fatal(err)
+	}
+	stale := newEventWriter(st, id, "w1", 0, discard())
+	stale.add(builder.Event{Type: builder.EventLog, Message: "from the first worker"})
+	if _, _, err := st.ClaimBuild(testCtx(t), id, "w2", 2); err != nil {
+		t.Fatal(err)
+	}
+	end := builder.Event{Type: builder.EventBuildEnd, Error: &builder.ErrorInfo{Code: "script_failed", Message: "x"}}
+	if err := st.FinishFailed(testCtx(t), id, "w1", store.StatusFailed, []byte(`{"code":"script_failed","message":"x"}`), stale.drain(&end)); !errors.Is(err, store.ErrNotOwner) {
+		t.Fatalf("finish by the worker that lost the build: %v", err)
+	}
+	if evs, _ := svc.Events(testCtx(t), id, 0, 10); len(evs) != 0 {
+		t.Fatalf("the stale worker's events were stored: %+v", evs)
+	}
+	ew := newEventWriter(st, id, "w2", 0, discard())
+	ew.add(builder.Event{Type: builder.EventLog, Message: "from the second worker"})
+	ew.add(end) // held back until the outcome is known
+	if err := st.FinishFailed(testCtx(t), id, "w2", store.StatusFailed, []byte(`{"code":"script_failed","message":"x"}`), ew.drain(ew.heldEnd())); err != nil {
+		t.Fatal(err)
+	}
+	evs, _ := svc.Events(testCtx(t), id, 0, 10)
+	b, _ := st.GetBuild(testCtx(t), id)
+	if len(evs) != 2 || evs[1].Type != builder.EventBuildEnd || b.Status != store.StatusFailed {
+		t.Fatalf("events %+v, status %s", evs, b.Status)
+	}
+}

@@ -430,17 +430,33 @@ func (s *Store) AppendEvents(ctx context.Context, id, workerID string, events []
 	if len(events) == 0 && len(stages) == 0 {
 		return nil
 	}
-	seqs := make([]int32, len(events))
-	types := make([]string, len(events))
-	datas := make([]string, len(events))
-	for i, e := range events {
-		seqs[i], types[i], datas[i] = int32(e.Seq), e.Type, string(e.Data)
-	}
 	batch := &pgx.Batch{}
-	batch.Queue(`INSERT INTO build_events (build_id, seq, type, data)
-		SELECT $1, e.seq, e.type, e.data::json FROM unnest($3::int[], $4::text[], $5::text[]) AS e(seq, type, data)
-		WHERE EXISTS (SELECT 1 FROM builds WHERE id = $1 AND worker_id = $2 AND status = 'running')
-		ON CONFLICT DO NOTHING`, id, workerID, seqs, types, datas)
+	queueEvents(batch, id, workerID, events, stages)
+	batch.Queue(`SELECT pg_notify($1, $2)`, EventsChannel, id)
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		return tx.SendBatch(ctx, batch).Close()
+	})
+	if err != nil {
+		return dbErr("append events", err)
+	}
+	return nil
+}
+
+// queueEvents adds the inserts of events and stage timings to a batch; they are dropped
+// unless workerID runs the build.
+func queueEvents(batch *pgx.Batch, id, workerID string, events []Event, stages []StageUpdate) {
+	if len(events) > 0 {
+		seqs := make([]int32, len(events))
+		types := make([]string, len(events))
+		datas := make([]string, len(events))
+		for i, e := range events {
+			seqs[i], types[i], datas[i] = int32(e.Seq), e.Type, string(e.Data)
+		}
+		batch.Queue(`INSERT INTO build_events (build_id, seq, type, data)
+			SELECT $1, e.seq, e.type, e.data::json FROM unnest($3::int[], $4::text[], $5::text[]) AS e(seq, type, data)
+			WHERE EXISTS (SELECT 1 FROM builds WHERE id = $1 AND worker_id = $2 AND status = 'running')
+			ON CONFLICT DO NOTHING`, id, workerID, seqs, types, datas)
+	}
 	for _, st := range stages {
 		batch.Queue(`INSERT INTO build_stages (build_id, stage, position, started_at, seconds)
 			SELECT $1, $3, $4, $5, $6
@@ -450,14 +466,6 @@ func (s *Store) AppendEvents(ctx context.Context, id, workerID string, events []
 				seconds = excluded.seconds`,
 			id, workerID, st.Stage, st.Position, st.StartedAt, st.Seconds)
 	}
-	batch.Queue(`SELECT pg_notify($1, $2)`, EventsChannel, id)
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		return tx.SendBatch(ctx, batch).Close()
-	})
-	if err != nil {
-		return dbErr("append events", err)
-	}
-	return nil
 }
 
 // Events returns up to limit events of a build after sequence number after.
@@ -478,57 +486,72 @@ func (s *Store) Events(ctx context.Context, id string, after, limit int) ([]Even
 	return out, nil
 }
 
-// FinishSucceeded marks the build succeeded with its artifacts, in one transaction, if
-// workerID still runs it. cacheHitOf names the build whose artifacts these are ("" for
-// a build of its own).
-func (s *Store) FinishSucceeded(ctx context.Context, id, workerID, buildKey, cacheHitOf string, arts []Artifact) error {
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		var hit any
-		if cacheHitOf != "" {
-			hit = cacheHitOf
-		}
-		tag, err := tx.Exec(ctx, `UPDATE builds SET status = 'succeeded', finished_at = now(),
+// Final is what a worker stores with a build's outcome, in the same transaction: the
+// last events (build-end among them) and stage timings, so that a client that sees
+// build-end also sees the final status.
+type Final struct {
+	Events []Event
+	Stages []StageUpdate
+}
+
+// FinishSucceeded marks the build succeeded with its artifacts and its last events, in
+// one transaction, if workerID still runs it. cacheHitOf names the build whose artifacts
+// these are ("" for a build of its own).
+func (s *Store) FinishSucceeded(ctx context.Context, id, workerID, buildKey, cacheHitOf string, arts []Artifact, final Final) error {
+	var hit any
+	if cacheHitOf != "" {
+		hit = cacheHitOf
+	}
+	return s.finish(ctx, id, workerID, final, func(batch *pgx.Batch) {
+		batch.Queue(`UPDATE builds SET status = 'succeeded', finished_at = now(),
 				build_key = $3, cache_hit_of = $4::uuid, error = NULL
 			WHERE id = $1 AND worker_id = $2 AND status = 'running'`, id, workerID, buildKey, hit)
-		if err != nil {
-			return err
-		}
-		if tag.RowsAffected() == 0 {
-			return ErrNotOwner
-		}
 		for _, a := range arts {
-			if _, err := tx.Exec(ctx, `INSERT INTO build_artifacts (build_id, name, sha256, size, content_type)
-				VALUES ($1, $2, $3, $4, $5)`, id, a.Name, a.SHA256, a.Size, a.ContentType); err != nil {
+			batch.Queue(`INSERT INTO build_artifacts (build_id, name, sha256, size, content_type)
+				VALUES ($1, $2, $3, $4, $5)`, id, a.Name, a.SHA256, a.Size, a.ContentType)
+		}
+	})
+}
+
+// FinishFailed marks the build failed or cancelled (status) with the builder's error and
+// its last events, if workerID still runs it.
+func (s *Store) FinishFailed(ctx context.Context, id, workerID, status string, errInfo json.RawMessage, final Final) error {
+	if status != StatusFailed && status != StatusCancelled {
+		return fmt.Errorf("store: finish build as %q: want failed or cancelled", status)
+	}
+	return s.finish(ctx, id, workerID, final, func(batch *pgx.Batch) {
+		batch.Queue(`UPDATE builds SET status = $3, finished_at = now(), error = $4
+			WHERE id = $1 AND worker_id = $2 AND status = 'running'`, id, workerID, status, []byte(errInfo))
+	})
+}
+
+// finish stores the final events, then the outcome (queued by outcome, whose first
+// statement is the update of the build row), then notifies: all or nothing.
+func (s *Store) finish(ctx context.Context, id, workerID string, final Final, outcome func(*pgx.Batch)) error {
+	batch := &pgx.Batch{}
+	queueEvents(batch, id, workerID, final.Events, final.Stages)
+	first := batch.Len()
+	outcome(batch)
+	batch.Queue(`SELECT pg_notify($1, $2)`, EventsChannel, id)
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		br := tx.SendBatch(ctx, batch)
+		defer br.Close()
+		for i := range batch.Len() {
+			tag, err := br.Exec()
+			if err != nil {
 				return err
 			}
+			if i == first && tag.RowsAffected() == 0 {
+				return ErrNotOwner
+			}
 		}
-		_, err = tx.Exec(ctx, `SELECT pg_notify($1, $2)`, EventsChannel, id)
-		return err
+		return br.Close()
 	})
 	if errors.Is(err, ErrNotOwner) {
 		return err
 	}
 	if err != nil {
 		return dbErr("finish build", err)
-	}
-	return nil
-}
-
-// FinishFailed marks the build failed or cancelled (status) with the builder's error, if
-// workerID still runs it.
-func (s *Store) FinishFailed(ctx context.Context, id, workerID, status string, errInfo json.RawMessage) error {
-	if status != StatusFailed && status != StatusCancelled {
-		return fmt.Errorf("store: finish build as %q: want failed or cancelled", status)
-	}
-	tag, err := s.pool.Exec(ctx, `WITH u AS (
-			UPDATE builds SET status = $3, finished_at = now(), error = $4
-			WHERE id = $1 AND worker_id = $2 AND status = 'running' RETURNING id)
-		SELECT pg_notify($5, id::text) FROM u`, id, workerID, status, []byte(errInfo), EventsChannel)
-	if err != nil {
-		return dbErr("finish build", err)
-	}
-	if tag.RowsAffected() == 0 {
-		return ErrNotOwner
 	}
 	return nil
 }
