@@ -59,17 +59,4 @@ func judge(ctx context.Context, in *recipe.Recipe, ic indexConfig, last *resolve
 }
 
 // parseChange reads OP:NAME.
-func parseChange(s string) (resolve.Change, error) {
-	op, name, ok := strings.Cut(s, ":")
-	if !ok {
-		return resolve.Change{}, fmt.Errorf("want OP:NAME, e.g. add-layer:gnome, got %q", s)
-	}
-	ch := resolve.Change{Op: op}
-	switch op {
-	case resolve.OpAddLayer, resolve.OpRemoveLayer:
-		ch.Layer = name
-	default:
-		ch.Package = name
-	}
-	return ch, resolve.ValidateChange(ch)
-}
+func parseChange(s string) (resolve.Change, error) { return resolve.ParseChange(s) }

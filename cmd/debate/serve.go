@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"runtime/debug"
 	"runtime/pprof"
 	"strings"
@@ -19,9 +20,11 @@ import (
 	"debate/internal/artifact"
 	"debate/internal/backup"
 	"debate/internal/builder"
+	"debate/internal/catalog"
 	"debate/internal/config"
 	"debate/internal/httpapi"
 	"debate/internal/jobs"
+	"debate/internal/resolve"
 	"debate/internal/store"
 )
 
@@ -82,6 +85,18 @@ func runServe(ctx context.Context, args []string, _, stderr io.Writer) int {
 	}
 
 	deps := httpapi.Deps{DB: st, Logger: logger, Version: builder.Version}
+	// Objections: the catalog is embedded; the package index is fetched on first use,
+	// verified, kept in the state folder and refreshed when it ages.
+	cat, err := catalog.Default()
+	if err != nil {
+		fmt.Fprintf(stderr, "debate serve: layer catalog: %v\n", err)
+		return 1
+	}
+	deps.Judge = &resolve.Judge{
+		Catalog: cat, CacheDir: filepath.Join(cfg.StateDir, "index"),
+		Mirror: cfg.Build.Mirror, SecurityMirror: cfg.Build.SecurityMirror,
+		Warn: func(w string) { logger.Warn("package index", "detail", w) },
+	}
 	var backups *backup.Service
 	if cfg.Backup.Enabled() {
 		backups = backup.New(st, cfg.Backup, logger)

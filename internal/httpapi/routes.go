@@ -42,6 +42,9 @@ func (s *Server) routeTable() []route {
 		{"GET", "/api/v1/builds/{id}/events", groupBuilds, s.handleEvents},
 		{"GET", "/api/v1/builds/{id}/log", groupBuilds, s.handleLog},
 		{"GET", "/api/v1/builds/{id}/artifacts/{name}", groupBuilds, s.handleArtifact},
+		{"GET", "/api/v1/layers", groupAPI, s.handleLayers},
+		{"GET", "/api/v1/layers/{id}", groupAPI, s.handleLayer},
+		{"POST", "/api/v1/recipes/check", groupAPI, s.handleCheckRecipe},
 	}
 }
 

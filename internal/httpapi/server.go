@@ -16,8 +16,10 @@ import (
 	"sync"
 	"time"
 
+	"debate/internal/catalog"
 	"debate/internal/config"
 	"debate/internal/jobs"
+	"debate/internal/resolve"
 	"debate/internal/store"
 )
 
@@ -44,6 +46,9 @@ type Deps struct {
 	Backups BackupHealth
 	// Builds is the build service; nil answers the build routes with 503.
 	Builds *jobs.Service
+	// Judge raises objections for /api/v1/recipes/check and serves the layer catalog;
+	// nil: the embedded catalog, layers judged only (no package index).
+	Judge *resolve.Judge
 }
 
 // Server is the configured API server. Create it with New, run it with Run or Serve.
@@ -54,6 +59,7 @@ type Server struct {
 	logger  *slog.Logger
 	version string
 	builds  *jobs.Service // nil: build routes answer 503
+	judge   *resolve.Judge
 	metrics *httpMetrics
 
 	hsts        string // Strict-Transport-Security value; "" without TLS
@@ -78,12 +84,20 @@ func New(cfg *config.Serve, deps Deps) (*Server, error) {
 		logger:      deps.Logger,
 		version:     deps.Version,
 		builds:      deps.Builds,
+		judge:       deps.Judge,
 		corsOrigins: map[string]bool{},
 		csrf:        http.NewCrossOriginProtection(),
 		limiters:    map[string]*limiter{},
 	}
 	if s.logger == nil {
 		s.logger = slog.New(slog.DiscardHandler)
+	}
+	if s.judge == nil {
+		cat, err := catalog.Default()
+		if err != nil {
+			return nil, err
+		}
+		s.judge = &resolve.Judge{Catalog: cat, Offline: true}
 	}
 	for _, o := range cfg.CORSOrigins {
 		s.corsOrigins[o] = true

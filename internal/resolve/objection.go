@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"regexp"
 	"slices"
+	"strings"
 
 	"debate/internal/recipe"
 )
@@ -176,4 +177,21 @@ func ValidateChange(c Change) error {
 		return fmt.Errorf("%w: position %d out of range", ErrBadChange, *c.At)
 	}
 	return nil
+}
+
+// ParseChange reads a change written OP:NAME (add-layer:gnome, remove-package:nano), as
+// clients name their last change.
+func ParseChange(s string) (Change, error) {
+	op, name, ok := strings.Cut(s, ":")
+	if !ok {
+		return Change{}, fmt.Errorf("want OP:NAME, e.g. add-layer:gnome, got %q", s)
+	}
+	ch := Change{Op: op}
+	switch op {
+	case OpAddLayer, OpRemoveLayer:
+		ch.Layer = name
+	default:
+		ch.Package = name
+	}
+	return ch, ValidateChange(ch)
 }
