@@ -176,14 +176,10 @@ func (s *Service) Submit(ctx context.Context, r *recipe.Recipe, client string) (
 			}
 			keys = append(keys, builder.BuildKey(recipeHash, pin))
 		}
-		b, err := s.st.SucceededByKeys(ctx, keys)
+		b, arts, stages, err := s.st.SucceededFull(ctx, keys)
 		if err == nil {
-			st, err := s.status(ctx, b)
-			if err != nil {
-				return nil, err
-			}
 			s.instantHits.Add(1)
-			return &Submission{Outcome: OutcomeCacheHit, Status: st}, nil
+			return &Submission{Outcome: OutcomeCacheHit, Status: &Status{Build: b, Artifacts: arts, Stages: stages}}, nil
 		}
 		if !errors.Is(err, store.ErrBuildNotFound) {
 			return nil, err

@@ -111,10 +111,10 @@ type Artifact struct {
 
 // Stage is one pipeline stage's timing.
 type Stage struct {
-	Name      string
-	Position  int
-	StartedAt time.Time
-	Seconds   *float64 // nil while running (or when the attempt died in it)
+	Name      string    `json:"stage"`
+	Position  int       `json:"position"`
+	StartedAt time.Time `json:"started_at"`
+	Seconds   *float64  `json:"seconds"` // nil while running (or when the attempt died in it)
 }
 
 // Event is one stored event of a build's stream.
@@ -208,6 +208,35 @@ func (s *Store) SucceededByKeys(ctx context.Context, keys []string) (*Build, err
 	return scanBuild(s.pool.QueryRow(ctx, `SELECT `+buildColumns+` FROM builds
 		WHERE status = 'succeeded' AND build_key = ANY($1) ORDER BY finished_at DESC LIMIT 1`, keys))
 }
+
+// SucceededFull is SucceededByKeys with the build's artifacts and stages, in one round
+// trip: the whole answer to a cache hit.
+func (s *Store) SucceededFull(ctx context.Context, keys []string) (*Build, []Artifact, []Stage, error) {
+	if len(keys) == 0 {
+		return nil, nil, nil, ErrBuildNotFound
+	}
+	row := s.pool.QueryRow(ctx, `SELECT `+buildColumns+`,
+			(SELECT coalesce(json_agg(json_build_object('name', a.name, 'sha256', a.sha256, 'size', a.size,
+				'content_type', a.content_type) ORDER BY a.name), '[]') FROM build_artifacts a WHERE a.build_id = b.id),
+			(SELECT coalesce(json_agg(json_build_object('stage', st.stage, 'position', st.position,
+				'started_at', st.started_at, 'seconds', st.seconds) ORDER BY st.position), '[]') FROM build_stages st WHERE st.build_id = b.id)
+		FROM builds b WHERE status = 'succeeded' AND build_key = ANY($1) ORDER BY finished_at DESC LIMIT 1`, keys)
+	var arts []Artifact
+	var stages []Stage
+	b, err := scanBuild(extraScan{row, []any{&arts, &stages}})
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return b, arts, stages, nil
+}
+
+// extraScan appends destinations after a build's columns.
+type extraScan struct {
+	row   pgx.Row
+	extra []any
+}
+
+func (e extraScan) Scan(dest ...any) error { return e.row.Scan(append(dest, e.extra...)...) }
 
 // Artifacts lists a build's published files, in name order.
 func (s *Store) Artifacts(ctx context.Context, id string) ([]Artifact, error) {
