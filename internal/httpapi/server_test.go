@@ -69,9 +69,9 @@ func TestSecurityHeadersOnEveryRoute(t *testing.T) {
 	for _, rt := range ts.srv.routeTable() {
 		path := strings.NewReplacer("{id}", "00000000-0000-0000-0000-000000000000", "{name}", "x.iso").Replace(rt.path)
 		r := ts.request(rt.method, path, "")
-		// Build routes need a build and the build service (not configured here): their
-		// error answers carry the headers too.
-		if rt.group != groupBuilds && r.status != http.StatusOK {
+		// Routes with a path parameter or a body need real input (and builds the build
+		// service, not configured here): their error answers must carry the headers too.
+		if rt.method == "GET" && !strings.Contains(rt.path, "{") && r.status != http.StatusOK {
 			t.Errorf("%s %s: status %d: %s", rt.method, rt.path, r.status, r.body)
 		}
 		checkSecurityHeaders(t, rt.method+" "+rt.path, r)
