@@ -66,7 +66,7 @@ func buildFlags(fs *flag.FlagSet, r *buildRaw, env Env) {
 	if d, ok := env("CACHE_DIRECTORY"); ok && d != "" {
 		cacheDefault = filepath.Join(d, "packages")
 	}
-	fs.StringVar(&r.artifactDir, "artifact-dir", "", "content-addressed artifact store, shared by the server and every worker (default: STATE/artifacts with --state-dir or $STATE_DIRECTORY, else /var/lib/debate/artifacts)")
+	fs.StringVar(&r.artifactDir, "artifact-dir", "", "content-addressed artifact store, shared by the server and every worker (default: artifacts/ in the server's --state-dir, else in $STATE_DIRECTORY, else /var/lib/debate/artifacts)")
 	fs.StringVar(&r.cacheDir, "cache-dir", cacheDefault, "package cache kept between builds")
 	fs.StringVar(&r.workDir, "work-dir", "/var/tmp/debate", "directory for build workspaces")
 	fs.StringVar(&r.mirror, "mirror", "", "Debian mirror URL for recipes that name none (default: this machine's apt source)")
