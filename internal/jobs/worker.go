@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -207,8 +208,10 @@ func (w *Worker) Run(ctx context.Context) error {
 	if err := w.st.Heartbeat(ctx, info); err != nil {
 		return err
 	}
-	// Builds of workers that died before we started go back to the queue now.
+	// Builds of workers that died before we started go back to the queue now, and their
+	// output folders here go away.
 	w.reap(ctx)
+	w.sweepOutputs()
 	// Jobs run under a context of their own: stopping is done through River.
 	if err := w.river.Start(context.WithoutCancel(ctx)); err != nil {
 		return fmt.Errorf("jobs: start river: %w", err)
@@ -287,6 +290,24 @@ func (w *Worker) reap(ctx context.Context) {
 	for _, j := range jobs {
 		w.logger.Warn("job of a dead worker made available again", slog.Int64("job", j.ID), slog.String("kind", j.Kind),
 			slog.String("dead_worker", j.WorkerID), slog.String("args", string(j.Args)))
+	}
+}
+
+// sweepOutputs removes the output folders (out-*, pins-*) that builds of killed workers
+// left in the work directory. Folders younger than any build may be are left alone:
+// another worker process on this machine may be using them.
+func (w *Worker) sweepOutputs() {
+	for _, pattern := range []string{"out-*", "pins-*"} {
+		dirs, _ := filepath.Glob(filepath.Join(w.opts.WorkDir, pattern))
+		for _, d := range dirs {
+			fi, err := os.Stat(d)
+			if err != nil || !fi.IsDir() || time.Since(fi.ModTime()) < w.opts.BuildTimeout+time.Hour {
+				continue
+			}
+			if err := os.RemoveAll(d); err == nil {
+				w.logger.Info("removed the output folder of an interrupted build", slog.String("dir", d))
+			}
+		}
 	}
 }
 
