@@ -219,8 +219,8 @@ func build(ctx context.Context, o Options, rep *reporter) (*Result, error) {
 		return &Result{Name: r.Name, RecipeHash: recipeHash, BuildKey: p.buildKey}, err
 	}
 	if err != nil {
-		if ws.Full() {
-			err = fmt.Errorf("%w (%s): %w", ErrDiskFull, humanBytes(ws.Size()), err)
+		if ws.Full() && !errors.Is(err, ErrDiskFull) {
+			err = &wrapped{fmt.Errorf("the build filled its disk space limit of %s (%w)", humanBytes(ws.Size()), err), ErrDiskFull}
 		}
 		if errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, ErrTimeout) {
 			err = fmt.Errorf("%w after %s: %w", ErrTimeout, o.Timeout, err)

@@ -261,13 +261,24 @@ func Run(ctx context.Context, s Spec) (Stats, error) {
 		defer t.Stop()
 		warn = t.C
 	}
+	// A hit limit means some process of the run was killed or could not start, so the
+	// run has failed whatever it does next: stop it at once. A fork bomb would otherwise
+	// keep the process table full until the timeout.
+	watch := time.NewTicker(250 * time.Millisecond)
+	defer watch.Stop()
 	var killedFor error
 	var waitErr error
+	limitHit := false
 loop:
 	for {
 		select {
 		case waitErr = <-done:
 			break loop
+		case <-watch.C:
+			if st := cg.stats(); !limitHit && (st.PidsLimitHits > 0 || st.OOMKills > 0) {
+				limitHit = true
+				cg.killAll()
+			}
 		case <-warn:
 			s.OnWarn(time.Since(start))
 		case <-timeout:
