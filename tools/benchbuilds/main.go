@@ -292,6 +292,7 @@ func run(o options) error {
 		}
 	}
 	lat := make([]time.Duration, 0, o.hits)
+	share := startShare()
 	for range o.hits {
 		t := time.Now()
 		a, s, err := post(client, srv.base, recipeDoc)
@@ -301,8 +302,9 @@ func run(o options) error {
 		lat = append(lat, time.Since(t))
 	}
 	p := percentiles(lat)
-	fmt.Fprintf(report, "| cache hit, 1 client, %d requests: p50 / p95 / p99 / max | %s / %s / %s / %s |\n",
-		len(lat), ms(p[0]), ms(p[1]), ms(p[2]), ms(p[3]))
+	fmt.Fprintf(report, "| cache hit, 1 client, %d requests: p50 / p95 / p99 / max | %s / %s / %s / %s (%s) |\n",
+		len(lat), ms(p[0]), ms(p[1]), ms(p[2]), ms(p[3]), share.String())
+	share = startShare()
 	var mu sync.Mutex
 	var all []time.Duration
 	var errs int
@@ -330,8 +332,8 @@ func run(o options) error {
 	}
 	wg.Wait()
 	p = percentiles(all)
-	fmt.Fprintf(report, "| cache hit, %d concurrent clients for %s: requests/s, p50 / p95 / p99 / max | %.0f/s, %s / %s / %s / %s (%d errors) |\n",
-		o.conns, o.loadFor, float64(len(all))/o.loadFor.Seconds(), ms(p[0]), ms(p[1]), ms(p[2]), ms(p[3]), errs)
+	fmt.Fprintf(report, "| cache hit, %d concurrent clients for %s: requests/s, p50 / p95 / p99 / max | %.0f/s, %s / %s / %s / %s (%d errors; %s) |\n",
+		o.conns, o.loadFor, float64(len(all))/o.loadFor.Seconds(), ms(p[0]), ms(p[1]), ms(p[2]), ms(p[3]), errs, share.String())
 
 	// 3. Downloads against the disk.
 	path := filepath.Join(arts, "sha256", iso.sha[:2], iso.sha)
@@ -356,6 +358,7 @@ func run(o options) error {
 	fmt.Fprintf(report, "\nThroughput of the %s ISO, best of %d, MiB/s (cold: page cache dropped before each run); the\n"+
 		"server's CPU time per GiB sent (warm runs) says what one core of the server can push when the\n"+
 		"client is elsewhere:\n\n| | cold | warm | server CPU s/GiB |\n|---|---|---|---|\n", mib(iso.size), o.downloads)
+	share = startShare()
 	for _, m := range modes {
 		var cold, warm float64
 		var cpu time.Duration
@@ -382,8 +385,79 @@ func run(o options) error {
 		}
 		fmt.Fprintf(report, "| %s | %.0f | %.0f | %s |\n", m.name, cold, warm, perGiB)
 	}
+	fmt.Fprintf(report, "\nDuring the downloads: %s.\n", share.String())
 	fmt.Print(report.String())
 	return nil
+}
+
+// cpuShare measures, over a stretch of time, the CPU the whole machine used and how much
+// of it went to processes outside this benchmark (this process and its descendants: the
+// server and PostgreSQL): on a shared machine, latency figures mean little without it.
+type cpuShare struct {
+	start         time.Time
+	machine, ours time.Duration
+}
+
+func startShare() cpuShare {
+	return cpuShare{start: time.Now(), machine: machineBusy(), ours: treeCPU(os.Getpid())}
+}
+
+func (c cpuShare) String() string {
+	wall := time.Since(c.start).Seconds() * float64(runtime.NumCPU())
+	machine := (machineBusy() - c.machine).Seconds()
+	ours := (treeCPU(os.Getpid()) - c.ours).Seconds()
+	others := max(machine-ours, 0)
+	return fmt.Sprintf("CPU busy %.0f%%, other processes %.0f%%", 100*machine/wall, 100*others/wall)
+}
+
+// machineBusy is the CPU time all CPUs spent not idle since boot.
+func machineBusy() time.Duration {
+	data, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0
+	}
+	line, _, _ := strings.Cut(string(data), "\n")
+	f := strings.Fields(line)
+	var busy int64
+	for i, v := range f[1:] {
+		n, _ := strconv.ParseInt(v, 10, 64)
+		if i == 3 || i == 4 || i >= 8 { // idle, iowait; guest time is counted in user already
+			continue
+		}
+		busy += n
+	}
+	return time.Duration(busy) * 10 * time.Millisecond
+}
+
+// treeCPU is the CPU time of a process and its living descendants.
+func treeCPU(root int) time.Duration {
+	parent := map[int]int{}
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		data, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		s := string(data)
+		f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+		if len(f) > 1 {
+			parent[pid], _ = strconv.Atoi(f[1])
+		}
+	}
+	var total time.Duration
+	for pid := range parent {
+		for p := pid; p > 1; p = parent[p] {
+			if p == root {
+				total += cpuTime(pid)
+				break
+			}
+		}
+	}
+	return total
 }
 
 // cpuTime is the user and system CPU time a process used so far (0 for pid 0).
