@@ -220,7 +220,7 @@ func build(ctx context.Context, o Options, rep *reporter) (*Result, error) {
 	}
 	if err != nil {
 		if ws.Full() && !errors.Is(err, ErrDiskFull) {
-			err = &wrapped{fmt.Errorf("the build filled its disk space limit of %s (%w)", humanBytes(ws.Size()), err), ErrDiskFull}
+			err = &wrapped{fmt.Errorf("the build filled its disk space limit of %s (%w)", sandbox.FormatBytes(ws.Size()), err), ErrDiskFull}
 		}
 		if errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, ErrTimeout) {
 			err = fmt.Errorf("%w after %s: %w", ErrTimeout, o.Timeout, err)
@@ -272,17 +272,4 @@ func globAll(patterns ...string) []string {
 		out = append(out, m...)
 	}
 	return out
-}
-
-func humanBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }

@@ -16,6 +16,7 @@ import (
 
 	"debate/internal/debian"
 	"debate/internal/recipe"
+	"debate/internal/sandbox"
 )
 
 // The Debian back end. Packages are resolved and downloaded with apt against a private
@@ -326,7 +327,7 @@ func (p *pipeline) download() error {
 		}
 	}
 	if len(missing) > 0 {
-		p.rep.progress(0, fmt.Sprintf("downloading %d of %d packages (%s)", len(missing), len(lock), humanBytes(missingBytes)))
+		p.rep.progress(0, fmt.Sprintf("downloading %d of %d packages (%s)", len(missing), len(lock), sandbox.FormatBytes(missingBytes)))
 		done := 0
 		args := append([]string{"apt-get", "-q", "download"}, missing...)
 		// "apt-get download" fetches exactly the named versions, without dependency

@@ -147,7 +147,7 @@ func (p *pipeline) exec(s step) error {
 	}
 	if err != nil {
 		if p.ws.Full() {
-			err = &wrapped{fmt.Errorf("%s filled the build's disk space limit of %s (%w)", s.name, humanBytes(p.ws.Size()), err), ErrDiskFull}
+			err = &wrapped{fmt.Errorf("%s filled the build's disk space limit of %s (%w)", s.name, sandbox.FormatBytes(p.ws.Size()), err), ErrDiskFull}
 		}
 		return failure(p.rep.current(), err, tail.lines())
 	}

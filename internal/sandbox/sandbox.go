@@ -320,7 +320,7 @@ loop:
 	}
 	switch {
 	case st.OOMKills > 0:
-		return st, &limitError{fmt.Sprintf("a process of %s needed more than the memory limit of %s and was killed", s.Name, humanBytes(s.Limits.MemoryBytes)), []error{ErrMemoryLimit, cause}}
+		return st, &limitError{fmt.Sprintf("a process of %s needed more than the memory limit of %s and was killed", s.Name, FormatBytes(s.Limits.MemoryBytes)), []error{ErrMemoryLimit, cause}}
 	case st.PidsLimitHits > 0:
 		return st, &limitError{fmt.Sprintf("%s tried to run more than %d processes at once", s.Name, s.Limits.Pids), []error{ErrPidsLimit, cause}}
 	case killedFor != nil:
@@ -364,7 +364,8 @@ func safeName(s string) string {
 	return b.String()
 }
 
-func humanBytes(n int64) string {
+// FormatBytes writes a byte count for people: 1.5 GiB.
+func FormatBytes(n int64) string {
 	const unit = 1024
 	if n < unit {
 		return fmt.Sprintf("%d B", n)
