@@ -45,6 +45,7 @@ serve: deps build
 	$(GO) build -o bin/devdb ./tools/devdb
 	bin/devdb --dir .work/pg -- $(BIN) serve --migrate-on-start --tls-self-signed \
 		--state-dir .work/state --listen localhost:8443 --http-listen localhost:8080 \
+		--workers 1 --cache-dir $(CACHE_DIR) \
 		--log-format text $(SERVE_FLAGS)
 
 # Every test, against real tools: ISO builds share one package cache for the run.
