@@ -176,3 +176,58 @@ func TestJudgeAndDue(t *testing.T) {
 		}
 	}
 }
+
+// TestBackupPrunesOldRunRecords: a backup also removes run records older than the
+// history it keeps, except the newest success and failure of each kind, by which
+// readiness judges.
+func TestBackupPrunesOldRunRecords(t *testing.T) {
+	st, _ := migrated(t)
+	ctx := testCtx(t)
+	now := time.Now()
+	old := now.Add(-runHistory - 24*time.Hour)
+	for _, r := range []struct {
+		kind string
+		ok   bool
+		at   time.Time
+		file string
+	}{
+		{store.RunBackup, true, old.Add(-time.Hour), "old-good.dump"},    // superseded: goes
+		{store.RunBackup, true, old, "old-good-2.dump"},                  // superseded: goes
+		{store.RunBackup, false, old.Add(-time.Hour), "old-bad.dump"},    // superseded by the next: goes
+		{store.RunBackup, false, old, "newest-bad.dump"},                 // newest failed backup: stays
+		{store.RunVerify, true, old, "only-verify.dump"},                 // newest passed verification: stays
+		{store.RunBackup, true, now.Add(-runHistory / 2), "recent.dump"}, // young: stays
+	} {
+		err := st.RecordBackupRun(ctx, store.BackupRun{Kind: r.kind, OK: r.ok, StartedAt: r.at, FinishedAt: r.at, File: r.file})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg := testConfig(t.TempDir())
+	cfg.Retention = 24 * time.Hour // shorter than the history: the history decides
+	svc := New(st, cfg, nil)
+	res, _, err := svc.Backup(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows, err := st.Pool().Query(ctx, `SELECT file FROM backup_runs ORDER BY file`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var files []string
+	for rows.Next() {
+		var f string
+		if err := rows.Scan(&f); err != nil {
+			t.Fatal(err)
+		}
+		files = append(files, f)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"newest-bad.dump", "only-verify.dump", "recent.dump", res.Entry.Name()}
+	slices.Sort(want)
+	if !slices.Equal(files, want) {
+		t.Fatalf("records after the backup: %q, want %q", files, want)
+	}
+}

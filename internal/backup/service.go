@@ -12,6 +12,9 @@ import (
 	"debate/internal/store"
 )
 
+// runHistory is the least time the record of backup runs is kept.
+const runHistory = 90 * 24 * time.Hour
+
 // Backup takes a backup, records the outcome in the database and prunes old backups.
 // A refusal because another backup is running (ErrBusy) is not recorded: that other
 // backup's outcome is the one that counts.
@@ -46,6 +49,13 @@ func (s *Service) Backup(ctx context.Context) (*DumpResult, []string, error) {
 		// persists, as a full disk.
 		s.logger.Warn("pruning old backups failed", slog.String("error", perr.Error()))
 		res.PruneError = perr
+	}
+	// The record of runs is kept as long as the dumps, and at least runHistory: a
+	// failure weeks ago still explains a gap in the dumps.
+	if n, err := s.store.PruneBackupRuns(ctx, time.Now().Add(-max(s.cfg.Retention, runHistory))); err != nil {
+		s.logger.Warn("pruning old backup records failed", slog.String("error", err.Error()))
+	} else if n > 0 {
+		s.logger.Info("old backup records removed", slog.Int64("rows", n))
 	}
 	return res, removed, nil
 }

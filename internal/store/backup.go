@@ -318,6 +318,18 @@ func (s *Store) RecordBackupRun(ctx context.Context, r BackupRun) error {
 	return nil
 }
 
+// PruneBackupRuns deletes the records of runs that finished before before, except the
+// newest success and the newest failure of each kind (which readiness and metrics judge
+// by). It returns how many it deleted.
+func (s *Store) PruneBackupRuns(ctx context.Context, before time.Time) (int64, error) {
+	tag, err := s.pool.Exec(ctx, `DELETE FROM backup_runs WHERE finished_at < $1 AND id NOT IN (
+		SELECT DISTINCT ON (kind, ok) id FROM backup_runs ORDER BY kind, ok, finished_at DESC)`, before)
+	if err != nil {
+		return 0, fmt.Errorf("store: prune backup runs: %w", err)
+	}
+	return tag.RowsAffected(), nil
+}
+
 // BackupRuns are the newest recorded runs; nil where there is none.
 type BackupRuns struct {
 	LastBackup, LastGoodBackup *BackupRun
