@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"io"
 	"log/slog"
 	"net"
@@ -17,7 +18,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
+	"debate/internal/backup"
 	"debate/internal/pgtest"
+	"debate/internal/store"
 )
 
 // lockedBuffer is written by the server goroutine and read by the test.
@@ -164,5 +169,109 @@ func TestLogBufferFlushes(t *testing.T) {
 	b.Close()
 	if !strings.Contains(out.String(), "last") {
 		t.Fatal("Close lost a line")
+	}
+}
+
+// TestServerBacksUpWhileAWorkerLeads: the deployment where backups used to stop. A
+// `debate worker` (no backup settings) starts first and is River's elected leader; then
+// `debate serve --backup-dir` starts. The server's own schedule takes a backup and
+// verifies it (the watchdog at start), so readiness turns 200 with the backups check
+// passing, while the worker still leads.
+func TestServerBacksUpWhileAWorkerLeads(t *testing.T) {
+	requireBuilds(t)
+	cluster := pgtest.StartForTest(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	url, err := cluster.CreateDatabase(ctx, "leader")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("DATABASE_URL", url)
+	var out bytes.Buffer
+	if code := runMigrate(ctx, nil, &out, &out); code != 0 {
+		t.Fatalf("migrate: exit %d\n%s", code, out.String())
+	}
+	st, err := store.Open(ctx, url, store.Options{MaxConns: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	leader := func() string {
+		var id string
+		if err := st.Pool().QueryRow(ctx, `SELECT leader_id FROM river_leader`).Scan(&id); err != nil && !errors.Is(err, pgx.ErrNoRows) {
+			t.Fatal(err)
+		}
+		return id
+	}
+
+	state := t.TempDir()
+	s := &service{t: t, dbURL: url, arts: filepath.Join(state, "artifacts"), cache: testPackageCache(t)}
+	w := s.startWorker(t)
+	workerPID := "-" + strconv.Itoa(w.cmd.Process.Pid) + "-" // in its River client id
+	for !strings.Contains(leader(), workerPID) {
+		if ctx.Err() != nil || !w.running() {
+			t.Fatalf("the worker never became River's leader (leader %q)\n%s", leader(), w.log.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+
+	backups := t.TempDir()
+	port := freePort(t)
+	sctx, stop := context.WithCancel(context.Background())
+	defer stop()
+	logs := &lockedBuffer{}
+	done := make(chan int, 1)
+	go func() {
+		done <- runServe(sctx, []string{"--listen", "127.0.0.1:" + strconv.Itoa(port), "--http-listen", "",
+			"--tls-self-signed", "--state-dir", state, "--artifact-dir", s.arts, "--ready-tools", "sh",
+			"--metrics-listen", "", "--backup-dir", backups}, io.Discard, logs)
+	}()
+	var client *http.Client
+	var body []byte
+	for {
+		if client == nil {
+			if pem, err := os.ReadFile(filepath.Join(state, "ca", "ca.pem")); err == nil {
+				pool := x509.NewCertPool()
+				pool.AppendCertsFromPEM(pem)
+				client = &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+			}
+		}
+		if client != nil {
+			if resp, err := client.Get("https://localhost:" + strconv.Itoa(port) + "/api/v1/health/ready"); err == nil {
+				body, _ = io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode == 200 {
+					break
+				}
+			}
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("not ready with backups: %s\n%s", body, logs.String())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if !strings.Contains(string(body), `"backups":{"ok":true`) {
+		t.Fatalf("readiness without a passing backups check: %s", body)
+	}
+	if l := leader(); !strings.Contains(l, workerPID) {
+		t.Fatalf("leader is now %q, not the worker: the test no longer shows a worker-led cluster", l)
+	}
+	es, err := backup.List(backups)
+	if err != nil || len(es) != 1 || !es[0].Complete {
+		t.Fatalf("backup folder: %+v %v", es, err)
+	}
+	var verified bool
+	if err := st.Pool().QueryRow(ctx, `SELECT EXISTS (SELECT FROM backup_runs WHERE kind = 'verify' AND ok AND file = $1)`,
+		es[0].Name()).Scan(&verified); err != nil || !verified {
+		t.Fatalf("no passed verification of %s recorded (%v)", es[0].Name(), err)
+	}
+	stop()
+	select {
+	case code := <-done:
+		if code != 0 {
+			t.Fatalf("serve exit %d\n%s", code, logs.String())
+		}
+	case <-time.After(40 * time.Second):
+		t.Fatal("serve did not stop")
 	}
 }

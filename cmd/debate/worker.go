@@ -93,11 +93,12 @@ func workerOptions(b config.Build, concurrency int, shutdown time.Duration, logg
 }
 
 // workerExtensions are the other packages' River work, for the processes that run them.
-// Backups run where their folder is configured: the server (debate serve --backup-dir).
+// Backups run where their folder is configured: the server (debate serve --backup-dir),
+// which also keeps their schedule.
 func workerExtensions(b *backup.Service) []jobs.Extension {
 	var out []jobs.Extension
 	if b != nil {
-		out = append(out, jobs.Extension{Name: "backup", Register: b.Register, Queues: backup.Queues(), Periodic: b.PeriodicJobs()})
+		out = append(out, b.Extension())
 	}
 	return out
 }

@@ -252,6 +252,7 @@ type Service struct {
 	cfg    config.Backup
 	logger *slog.Logger
 	host   string
+	plan   []recurring // the schedule RunSchedule follows
 }
 
 // New makes a Service. st is the database backed up, and where runs are recorded.
@@ -260,7 +261,7 @@ func New(st *store.Store, cfg config.Backup, logger *slog.Logger) *Service {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	host, _ := os.Hostname()
-	return &Service{store: st, cfg: cfg, logger: logger, host: host}
+	return &Service{store: st, cfg: cfg, logger: logger, host: host, plan: defaultPlan(cfg)}
 }
 
 // Config is the service's configuration.

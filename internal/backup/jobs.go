@@ -9,6 +9,7 @@ import (
 	"github.com/riverqueue/river"
 
 	"debate/internal/config"
+	"debate/internal/jobs"
 	"debate/internal/store"
 )
 
@@ -24,7 +25,11 @@ func QueueConfig() river.QueueConfig { return river.QueueConfig{MaxWorkers: 1} }
 const watchdogEvery = time.Hour
 
 // BackupArgs is the daily backup job: dump, record, prune.
-type BackupArgs struct{}
+type BackupArgs struct {
+	// Slot is the scheduled time this job is for (zero when inserted by hand). It makes
+	// each occurrence's job unique: servers that all schedule it enqueue it once.
+	Slot time.Time `json:"slot,omitzero"`
+}
 
 // Kind names the job in River.
 func (BackupArgs) Kind() string { return "debate_backup" }
@@ -37,7 +42,8 @@ func (BackupArgs) InsertOpts() river.InsertOpts {
 // VerifyArgs is the verification job: restore a dump (File, or the newest) into a
 // scratch database and compare.
 type VerifyArgs struct {
-	File string `json:"file,omitempty"`
+	File string    `json:"file,omitempty"`
+	Slot time.Time `json:"slot,omitzero"` // as in BackupArgs
 }
 
 // Kind names the job in River.
@@ -51,7 +57,9 @@ func (VerifyArgs) InsertOpts() river.InsertOpts {
 // WatchdogArgs is the hourly (and at start-up) check that takes an overdue backup or
 // verification: after downtime over the scheduled hour, on a fresh installation, or
 // once a new dump exists after a failed verification.
-type WatchdogArgs struct{}
+type WatchdogArgs struct {
+	Slot time.Time `json:"slot,omitzero"` // as in BackupArgs
+}
 
 // Kind names the job in River.
 func (WatchdogArgs) Kind() string { return "debate_backup_watchdog" }
@@ -75,24 +83,111 @@ func (s *Service) Register(w *river.Workers) error {
 // Queues are the River queues the backup jobs use (the Queues of a jobs.Extension).
 func Queues() map[string]river.QueueConfig { return map[string]river.QueueConfig{Queue: QueueConfig()} }
 
-// PeriodicJobs are the daily backup (at Config.At), the verification (at
-// Config.VerifyAt, weekly by default) and the watchdog (hourly and at start-up).
-func (s *Service) PeriodicJobs() []*river.PeriodicJob { return PeriodicJobs(s.cfg) }
+// Extension is the backup work of a process that has the backup folder and the
+// PostgreSQL client tools (debate serve --backup-dir): the backup queue, its workers and
+// the schedule (RunSchedule).
+func (s *Service) Extension() jobs.Extension {
+	return jobs.Extension{Name: "backup", Register: s.Register, Queues: Queues(), Run: s.RunSchedule}
+}
 
-// PeriodicJobs schedules the backup jobs of cfg. River runs periodic jobs only in its
-// elected leader, which may be any process with a River client: a process that does not
-// work the backup queue (a `debate worker` without the backup folder) must still
-// schedule these, or backups stop whenever it is the leader. Their jobs go to Queue,
-// which only the processes with the folder work.
-func PeriodicJobs(cfg config.Backup) []*river.PeriodicJob {
-	return []*river.PeriodicJob{
-		river.NewPeriodicJob(cfg.At, func() (river.JobArgs, *river.InsertOpts) { return BackupArgs{}, nil },
-			&river.PeriodicJobOpts{ID: "debate_backup"}),
-		river.NewPeriodicJob(cfg.VerifyAt, func() (river.JobArgs, *river.InsertOpts) { return VerifyArgs{}, nil },
-			&river.PeriodicJobOpts{ID: "debate_backup_verify"}),
-		river.NewPeriodicJob(river.PeriodicInterval(watchdogEvery), func() (river.JobArgs, *river.InsertOpts) { return WatchdogArgs{}, nil },
-			&river.PeriodicJobOpts{ID: "debate_backup_watchdog", RunOnStart: true}),
+// Schedule says when a recurring job is due: Next is the first occurrence strictly
+// after t. config.TimeOfWeek is one.
+type Schedule interface{ Next(t time.Time) time.Time }
+
+// every is a schedule at a fixed interval, aligned to the clock (hourly: on the hour).
+type every time.Duration
+
+func (d every) Next(t time.Time) time.Time { return t.Truncate(time.Duration(d)).Add(time.Duration(d)) }
+
+// recurring is one scheduled job: when, and its arguments for an occurrence.
+type recurring struct {
+	name string
+	when Schedule
+	args func(slot time.Time) river.JobArgs
+}
+
+// defaultPlan is the schedule of cfg: the daily backup (At), the verification
+// (VerifyAt, weekly by default) and the hourly watchdog.
+func defaultPlan(cfg config.Backup) []recurring {
+	return []recurring{
+		{"backup", cfg.At, func(t time.Time) river.JobArgs { return BackupArgs{Slot: t} }},
+		{"verification", cfg.VerifyAt, func(t time.Time) river.JobArgs { return VerifyArgs{Slot: t} }},
+		{"watchdog", every(watchdogEvery), func(t time.Time) river.JobArgs { return WatchdogArgs{Slot: t} }},
 	}
+}
+
+// scheduleRetry is how soon an occurrence whose job could not be enqueued is tried again.
+const scheduleRetry = 15 * time.Second
+
+// RunSchedule enqueues the backup jobs when they are due, until ctx ends; it is the Run
+// of the Extension. It enqueues a watchdog at once, which catches up on anything missed
+// while no server with the backup folder ran.
+//
+// Why not River's periodic jobs: River enqueues those from its elected leader's own list,
+// and the leader may be a `debate worker` that has neither the backup folder nor the
+// schedule; backups then stopped for as long as it led. The schedule lives with the
+// processes that do the work instead. When several servers have the folder, each
+// enqueues every occurrence; the occurrence's time is in the job's arguments and the
+// insert is unique by arguments, so the job runs once.
+func (s *Service) RunSchedule(ctx context.Context, insert jobs.Inserter) {
+	if _, err := insert(ctx, WatchdogArgs{Slot: time.Now().UTC()}, nil); err != nil && ctx.Err() == nil {
+		s.logger.Warn("could not enqueue the start-up backup watchdog; the hourly one follows", slog.String("error", err.Error()))
+	}
+	plan := s.plan
+	now := time.Now()
+	next := make([]time.Time, len(plan))  // the occurrence each waits for
+	retry := make([]time.Time, len(plan)) // not before: after a failed insert
+	for i, r := range plan {
+		next[i] = r.when.Next(now)
+	}
+	unique := &river.InsertOpts{UniqueOpts: river.UniqueOpts{ByArgs: true}}
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	for {
+		// At most a minute's sleep: wall-clock jumps (suspend, NTP) are noticed soon.
+		wait := time.Minute
+		for i := range plan {
+			wait = min(wait, time.Until(later(next[i], retry[i])))
+		}
+		timer.Reset(max(wait, 0))
+		select {
+		case <-ctx.Done():
+			return
+		case <-timer.C:
+		}
+		now = time.Now()
+		for i, r := range plan {
+			if now.Before(later(next[i], retry[i])) {
+				continue
+			}
+			slot := next[i].UTC()
+			res, err := insert(ctx, r.args(slot), unique)
+			if err != nil {
+				if ctx.Err() != nil {
+					return
+				}
+				s.logger.Warn("could not enqueue a scheduled backup job; retrying", slog.String("job", r.name),
+					slog.Time("slot", slot), slog.String("error", err.Error()))
+				retry[i] = now.Add(scheduleRetry)
+				continue
+			}
+			if res.UniqueSkippedAsDuplicate {
+				s.logger.Debug("scheduled backup job already enqueued by another server", slog.String("job", r.name), slog.Time("slot", slot))
+			} else {
+				s.logger.Info("scheduled backup job enqueued", slog.String("job", r.name), slog.Time("slot", slot))
+			}
+			// Occurrences missed meanwhile (a long outage of the database) are not made up
+			// one by one: the watchdog takes whatever is overdue.
+			next[i], retry[i] = r.when.Next(now), time.Time{}
+		}
+	}
+}
+
+func later(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
 }
 
 type backupWorker struct {

@@ -2,86 +2,173 @@ package backup
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"testing"
 	"time"
 
-	"github.com/riverqueue/river"
-	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+	"github.com/jackc/pgx/v5"
+
+	"debate/internal/artifact"
+	"debate/internal/jobs"
+	"debate/internal/store"
 )
 
-// TestRiverWatchdogBacksUpAndVerifiesAtStart runs the backup jobs on a real River client:
-// on a fresh installation the watchdog (run at start) takes a backup and verifies it, so
-// readiness turns healthy by itself; a scheduled backup job then adds a second dump.
-func TestRiverWatchdogBacksUpAndVerifiesAtStart(t *testing.T) {
-	st, _ := migrated(t)
-	fill(t, st)
-	dir := t.TempDir()
-	ctx := testCtx(t)
-	cfg := testConfig(dir)
-	svc := New(st, cfg, slog.New(slog.DiscardHandler))
-	workers := river.NewWorkers()
-	if err := svc.Register(workers); err != nil {
-		t.Fatal(err)
-	}
-	client, err := river.NewClient(riverpgxv5.New(st.Pool()), &river.Config{
-		Queues: Queues(), Workers: workers, PeriodicJobs: svc.PeriodicJobs(),
-		Logger:            slog.New(slog.DiscardHandler),
-		FetchCooldown:     20 * time.Millisecond,
-		FetchPollInterval: 100 * time.Millisecond,
-	})
+// runWorker runs a Debate worker process's River client (as debate worker or debate
+// serve run it) until the test ends.
+func runWorker(t *testing.T, st *store.Store, id string, ext []jobs.Extension) {
+	t.Helper()
+	arts, err := artifact.Open(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
-	started := time.Now()
-	if err := client.Start(ctx); err != nil {
+	w, err := jobs.NewWorker(st, arts, jobs.WorkerOptions{ID: id, WorkDir: t.TempDir(), Extensions: ext,
+		Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
 		t.Fatal(err)
 	}
-	defer func() {
-		sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		_ = client.Stop(sctx)
-	}()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- w.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("worker %s: %v", id, err)
+		}
+	})
+}
 
-	deadline := time.Now().Add(60 * time.Second)
+// riverLeader is the id of River's elected leader ("" for none).
+func riverLeader(t *testing.T, st *store.Store) string {
+	t.Helper()
+	var id string
+	err := st.Pool().QueryRow(testCtx(t), `SELECT leader_id FROM river_leader`).Scan(&id)
+	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+		t.Fatal(err)
+	}
+	return id
+}
+
+// TestScheduledBackupsRunWhicheverProcessLeads runs a cluster as deployed: a `debate
+// worker` without the backup folder that is River's elected leader, and two servers
+// that share the backup folder. The servers' watchdog (run at start) takes a backup and
+// verifies it, so readiness turns healthy by itself; then every scheduled occurrence is
+// enqueued exactly once, although both servers schedule it and neither leads, and runs
+// on a server.
+func TestScheduledBackupsRunWhicheverProcessLeads(t *testing.T) {
+	st, _ := migrated(t)
+	fill(t, st) // its newest backup is two days old: overdue
+	dir := t.TempDir()
+	ctx := testCtx(t)
+
+	runWorker(t, st, "builder-only", nil)
+	for riverLeader(t, st) != "builder-only" {
+		if ctx.Err() != nil {
+			t.Fatal("the builder-only worker was never elected leader")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+
+	const every2s = every(2 * time.Second)
+	started := time.Now()
+	var svc *Service
+	for _, id := range []string{"server-a", "server-b"} {
+		svc = New(st, testConfig(dir), slog.New(slog.DiscardHandler))
+		svc.plan[0].when = every2s // the daily backup, every two seconds
+		runWorker(t, st, id, []jobs.Extension{svc.Extension()})
+	}
+
 	for {
 		ok, detail := svc.Health(ctx)
 		if ok {
 			break
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("not healthy 60 s after start: %s", detail)
+		if ctx.Err() != nil {
+			t.Fatalf("not healthy after start: %s", detail)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	t.Logf("healthy %s after the client started", time.Since(started).Round(time.Millisecond))
-	es, _ := List(dir)
-	if len(es) != 1 || !es[0].Complete {
-		t.Fatalf("after the watchdog: %+v", es)
-	}
+	t.Logf("healthy %s after the servers started", time.Since(started).Round(time.Millisecond))
 
-	// The daily job, inserted as the periodic scheduler would.
-	sub, cancelSub := client.Subscribe(river.EventKindJobCompleted, river.EventKindJobFailed)
-	defer cancelSub()
-	if _, err := client.Insert(ctx, BackupArgs{}, nil); err != nil {
+	// Wait for three occurrences to complete, then look at what ran.
+	type slotRow struct {
+		slot         string
+		jobs         int
+		done, served bool
+	}
+	var slots []slotRow
+	completed := 0
+	for completed < 3 {
+		if ctx.Err() != nil {
+			t.Fatalf("%d scheduled backups completed at one every 2 s, want 3: %+v", completed, slots)
+		}
+		time.Sleep(500 * time.Millisecond)
+		rows, err := st.Pool().Query(ctx, `SELECT args->>'slot', count(*), bool_and(state = 'completed'),
+				bool_and(attempted_by[1] IN ('server-a', 'server-b'))
+			FROM river_job WHERE kind = 'debate_backup' AND args ? 'slot'
+			GROUP BY 1 ORDER BY 1`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		slots, completed = slots[:0], 0
+		for rows.Next() {
+			var r slotRow
+			if err := rows.Scan(&r.slot, &r.jobs, &r.done, &r.served); err != nil {
+				t.Fatal(err)
+			}
+			slots = append(slots, r)
+			if r.done {
+				completed++
+			}
+		}
+		if err := rows.Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Logf("%d occurrences enqueued, %d completed, %s after start", len(slots), completed, time.Since(started).Round(time.Millisecond))
+	if l := riverLeader(t, st); l != "builder-only" {
+		t.Fatalf("leader changed to %q: the test no longer shows a non-server leader", l)
+	}
+	for i, r := range slots {
+		if r.jobs != 1 {
+			t.Errorf("occurrence %s: %d jobs, want 1 (both servers scheduled it)", r.slot, r.jobs)
+		}
+		if !r.done && i < len(slots)-2 { // the newest may still be waiting or running
+			t.Errorf("occurrence %s: not completed while later ones are", r.slot)
+		}
+		if r.done && !r.served {
+			t.Errorf("occurrence %s: not worked by a server", r.slot)
+		}
+	}
+	es, err := List(dir)
+	if err != nil {
 		t.Fatal(err)
 	}
-	for {
-		select {
-		case ev := <-sub:
-			if ev.Job.Kind != (BackupArgs{}).Kind() {
-				continue
-			}
-			if ev.Kind != river.EventKindJobCompleted {
-				t.Fatalf("backup job %s: %v", ev.Kind, ev.Job.Errors)
-			}
-			es, _ = List(dir)
-			if len(es) != 2 || !es[0].Complete || !es[1].Complete {
-				t.Fatalf("after the backup job: %+v", es)
-			}
-			return
-		case <-ctx.Done():
-			t.Fatal("backup job did not finish")
+	if len(es) < 3 {
+		t.Fatalf("%d dumps in the folder, want at least 3", len(es))
+	}
+	for _, e := range es {
+		if !e.Complete {
+			t.Errorf("dump %s incomplete", e.Name())
 		}
+	}
+	var runs int
+	if err := st.Pool().QueryRow(ctx, `SELECT count(*) FROM backup_runs WHERE kind = 'backup' AND ok AND started_at >= $1`,
+		started).Scan(&runs); err != nil {
+		t.Fatal(err)
+	}
+	if runs < 3 {
+		t.Fatalf("%d successful backups recorded since start, want at least 3", runs)
+	}
+}
+
+func TestEverySchedulesOnTheClock(t *testing.T) {
+	at := time.Date(2026, 12, 3, 10, 59, 59, 0, time.UTC)
+	if got, want := every(time.Hour).Next(at), time.Date(2026, 12, 3, 11, 0, 0, 0, time.UTC); !got.Equal(want) {
+		t.Fatalf("Next(%s) = %s, want %s", at, got, want)
+	}
+	on := time.Date(2026, 12, 3, 11, 0, 0, 0, time.UTC)
+	if got, want := every(time.Hour).Next(on), on.Add(time.Hour); !got.Equal(want) {
+		t.Fatalf("Next(%s) = %s, want %s (strictly after)", on, got, want)
 	}
 }

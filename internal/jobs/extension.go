@@ -5,7 +5,10 @@
 package jobs
 
 import (
+	"context"
+
 	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/rivertype"
 )
 
 // River queues. Builds have their own queue, sized by the worker's concurrency, so that
@@ -20,19 +23,13 @@ const (
 
 // Extension adds River work to every Debate worker process (`debate worker` and
 // `debate serve --workers N`). It is the registration point for packages above the
-// builder, such as backups:
+// builder, such as backups (backup.Service.Extension):
 //
 //	jobs.Extension{
-//		Name: "backup",
-//		Register: func(w *river.Workers) error {
-//			return river.AddWorkerSafely(w, &backupWorker{…})
-//		},
-//		Periodic: []*river.PeriodicJob{river.NewPeriodicJob(
-//			river.PeriodicInterval(24*time.Hour),
-//			func() (river.JobArgs, *river.InsertOpts) {
-//				return BackupArgs{}, &river.InsertOpts{Queue: jobs.QueueMaintenance}
-//			},
-//			&river.PeriodicJobOpts{ID: "backup.nightly", RunOnStart: false})},
+//		Name:     "backup",
+//		Register: func(w *river.Workers) error { return river.AddWorkerSafely(w, &backupWorker{…}) },
+//		Queues:   map[string]river.QueueConfig{"backups": {MaxWorkers: 1}},
+//		Run:      func(ctx context.Context, insert jobs.Inserter) { … insert(ctx, BackupArgs{…}, opts) … },
 //	}
 //
 // Pass extensions in WorkerOptions.Extensions; cmd/debate gathers them in one place,
@@ -40,21 +37,31 @@ const (
 //
 // A process works only the queues it is configured with, so work that must run on
 // particular machines (where a backup folder is) gets a queue of its own (Queues), added
-// only by those processes. Periodic jobs are scheduled by River's elected leader, from
-// the leader's own list, among all running Debate processes (servers included: every
-// server runs a River client for maintenance and extensions): an extension whose
-// periodic jobs are given to some processes only is scheduled only while one of those
-// leads. Give Periodic to every process where possible (the jobs still run only where
-// their queue is worked), or make the work self-starting (RunOnStart, a watchdog).
+// only by those processes.
+//
+// Scheduling: River enqueues Periodic jobs from its elected leader's own list, and the
+// leader is whichever Debate process wins the election (servers included: every server
+// runs a River client). Periodic therefore suits only work every process schedules the
+// same way. Work that only some processes know how to schedule (their configuration
+// holds the times) schedules itself in Run instead, enqueueing each occurrence with
+// unique arguments so that several such processes enqueue it once.
 type Extension struct {
 	// Name identifies the extension in logs and errors.
 	Name string
 	// Register adds the extension's workers (river.AddWorkerSafely).
 	Register func(*river.Workers) error
-	// Periodic jobs to schedule. Give each an ID (river.PeriodicJobOpts) and put its jobs
-	// on QueueMaintenance unless they need a queue of their own.
+	// Periodic jobs to schedule; see Scheduling above. Give each an ID
+	// (river.PeriodicJobOpts) and put its jobs on QueueMaintenance unless they need a
+	// queue of their own.
 	Periodic []*river.PeriodicJob
 	// Queues are extra queues this extension's jobs use, beyond QueueBuilds and
 	// QueueMaintenance.
 	Queues map[string]river.QueueConfig
+	// Run, when set, runs in its own goroutine while the worker runs (from after River
+	// started until the worker stops; ctx ends first). insert enqueues on the worker's
+	// River client.
+	Run func(ctx context.Context, insert Inserter)
 }
+
+// Inserter enqueues a job; it is the worker's River client's Insert.
+type Inserter func(ctx context.Context, args river.JobArgs, opts *river.InsertOpts) (*rivertype.JobInsertResult, error)

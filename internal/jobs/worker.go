@@ -218,6 +218,16 @@ func (w *Worker) Run(ctx context.Context) error {
 	}
 	w.logger.Info("worker started", slog.Int("concurrency", w.opts.Concurrency), slog.String("work_dir", w.opts.WorkDir),
 		slog.String("cache_dir", w.opts.CacheDir), slog.String("artifacts", w.artifacts.Root()))
+	// Extensions' own loops (schedules) end before River stops, so that nothing is
+	// enqueued by a worker that is going away.
+	extCtx, stopExtensions := context.WithCancel(context.WithoutCancel(ctx))
+	var extensions sync.WaitGroup
+	for _, ext := range w.opts.Extensions {
+		if ext.Run != nil {
+			extensions.Go(func() { ext.Run(extCtx, w.river.Insert) })
+		}
+	}
+	defer func() { stopExtensions(); extensions.Wait() }()
 
 	beat := time.NewTicker(w.opts.HeartbeatInterval)
 	defer beat.Stop()
@@ -227,6 +237,8 @@ func (w *Worker) Run(ctx context.Context) error {
 	for {
 		select {
 		case <-ctx.Done():
+			stopExtensions()
+			extensions.Wait()
 			return w.stop(info)
 		case <-beat.C:
 			bctx, cancel := context.WithTimeout(ctx, w.opts.HeartbeatInterval)
