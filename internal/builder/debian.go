@@ -57,27 +57,6 @@ type InstalledPackage struct {
 	Arch    string `json:"arch"`
 }
 
-const aptConf = `Dir::State "/build/apt/state";
-Dir::State::status "/build/apt/status";
-Dir::Cache "/build/apt/cache";
-Dir::Cache::archives "/cache/";
-Dir::Etc::sourcelist "/build/apt/sources.list";
-Dir::Etc::sourceparts "/build/apt/empty";
-Dir::Etc::preferences "/build/apt/preferences";
-Dir::Etc::preferencesparts "/build/apt/empty";
-Dir::Etc::parts "/build/apt/empty";
-Dir::Etc::trustedparts "/build/apt/empty";
-Dir::Log "/build/apt/log";
-APT::Architecture "%[1]s";
-APT::Architectures { "%[1]s"; };
-APT::Install-Recommends "false";
-APT::Install-Suggests "false";
-APT::Sandbox::User "root";
-Acquire::Languages "none";
-Acquire::Retries "3";
-Debug::NoLocking "true";
-`
-
 // suites are the archive suites a recipe's base draws from.
 func (p *pipeline) suites() []struct{ mirror, suite string } {
 	b := p.recipe.Base
@@ -114,7 +93,7 @@ func (p *pipeline) resolve() error {
 		}
 	}
 	files := map[string]string{
-		"apt/apt.conf":     fmt.Sprintf(aptConf, b.Architecture),
+		"apt/apt.conf":     debian.AptConfig("/build/apt", b.Architecture, "/cache/"),
 		"apt/sources.list": sources.String(),
 		"apt/status":       "",
 		"apt/preferences":  "",

@@ -42,23 +42,7 @@ func aptFor(t *testing.T, l *debian.Loaded, cacheDir string) []string {
 		link(t, files[0], filepath.Join(lists, prefix+"_InRelease"))
 		link(t, filepath.Join(filepath.Dir(files[0]), pin.SHA256, "main_binary-amd64_Packages"), filepath.Join(lists, prefix+"_main_binary-amd64_Packages"))
 	}
-	conf := fmt.Sprintf(`Dir::State "%[1]s/state";
-Dir::State::status "%[1]s/status";
-Dir::Cache "%[1]s/cache";
-Dir::Etc::sourcelist "%[1]s/sources.list";
-Dir::Etc::sourceparts "%[1]s/empty";
-Dir::Etc::preferences "%[1]s/preferences";
-Dir::Etc::preferencesparts "%[1]s/empty";
-Dir::Etc::parts "%[1]s/empty";
-Dir::Etc::trustedparts "%[1]s/empty";
-Dir::Log "%[1]s/log";
-APT::Architecture "amd64";
-APT::Architectures { "amd64"; };
-APT::Install-Recommends "false";
-APT::Install-Suggests "false";
-APT::Sandbox::User "root";
-Debug::NoLocking "true";
-`, dir)
+	conf := debian.AptConfig(dir, "amd64", filepath.Join(dir, "cache", "archives"))
 	for name, content := range map[string]string{"apt.conf": conf, "sources.list": sources.String(), "status": "", "preferences": ""} {
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
 			t.Fatal(err)
