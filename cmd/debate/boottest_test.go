@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"debate/internal/bootcheck"
+	"debate/internal/testenv"
 )
 
 func TestParseBootTest(t *testing.T) {
@@ -111,19 +112,7 @@ func TestBootTestBadOptions(t *testing.T) {
 // A real QEMU run of the command on an ISO without a boot record: it fails (exit 1)
 // quickly, in JSON and in text, saying why.
 func TestBootTestCommandFails(t *testing.T) {
-	var missing []string
-	if err := bootcheck.Available(); err != nil {
-		missing = append(missing, err.Error())
-	}
-	if _, err := exec.LookPath("xorriso"); err != nil {
-		missing = append(missing, "xorriso not found")
-	}
-	if len(missing) > 0 {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("needs QEMU and xorriso (CI=true): %v", missing)
-		}
-		t.Skipf("needs QEMU and xorriso: %v", missing)
-	}
+	testenv.Need(t, "QEMU and xorriso", bootcheck.Available(), testenv.Tool("xorriso", "xorriso"))
 	dir := t.TempDir()
 	if err := os.MkdirAll(filepath.Join(dir, "tree"), 0o755); err != nil {
 		t.Fatal(err)

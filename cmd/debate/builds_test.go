@@ -31,6 +31,7 @@ import (
 	"debate/internal/recipe"
 	"debate/internal/sandbox"
 	"debate/internal/store"
+	"debate/internal/testenv"
 )
 
 // The build service end to end: a real `debate serve` over HTTPS, real `debate worker`
@@ -44,36 +45,11 @@ import (
 
 func requireBuilds(t *testing.T) {
 	t.Helper()
-	var problems []string
-	if err := sandbox.Available(); err != nil {
-		problems = append(problems, err.Error())
-	}
-	if m := builder.MissingTools(); len(m) > 0 {
-		problems = append(problems, "missing tools: "+strings.Join(m, ", "))
-	}
-	if _, err := pgtest.FindBinDir(); err != nil {
-		problems = append(problems, err.Error())
-	}
-	if len(problems) == 0 {
-		return
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatalf("the build service cannot run here (CI must have it): %s", strings.Join(problems, "; "))
-	}
-	t.Skipf("build service unavailable: %s", strings.Join(problems, "; "))
+	_, pgErr := pgtest.FindBinDir()
+	testenv.Need(t, "the build service", sandbox.Available(), testenv.Missing(builder.MissingTools()), pgErr)
 }
 
-func testPackageCache(t *testing.T) string {
-	t.Helper()
-	dir := os.Getenv("DEBATE_TEST_CACHE")
-	if dir == "" {
-		dir = filepath.Join(os.TempDir(), "debate-test-cache")
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	return dir
-}
+func testPackageCache(t *testing.T) string { return testenv.CacheDir(t) }
 
 // service is a running server with its database, directories and client.
 type service struct {

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"debate/internal/testenv"
 )
 
 // These tests run the real QEMU on small ISOs built with xorriso: no QEMU is faked.
@@ -21,25 +23,11 @@ import (
 // requireTools fails under CI=true and skips elsewhere when a tool is missing.
 func requireTools(t *testing.T, files ...string) {
 	t.Helper()
-	var missing []string
-	if err := Available(); err != nil {
-		missing = append(missing, err.Error())
-	}
-	if _, err := exec.LookPath("xorriso"); err != nil {
-		missing = append(missing, "xorriso not found: install the xorriso package")
-	}
+	problems := []error{Available(), testenv.Tool("xorriso", "xorriso")}
 	for _, f := range files {
-		if _, err := os.Stat(f); err != nil {
-			missing = append(missing, f+" not found: install the isolinux and syslinux-common packages")
-		}
+		problems = append(problems, testenv.File(f, "isolinux and syslinux-common"))
 	}
-	if len(missing) == 0 {
-		return
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatalf("boot tests need these tools (CI=true): %s", strings.Join(missing, "; "))
-	}
-	t.Skipf("boot tests need these tools: %s", strings.Join(missing, "; "))
+	testenv.Need(t, "the boot test tools", problems...)
 }
 
 const (

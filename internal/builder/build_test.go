@@ -19,6 +19,7 @@ import (
 	"debate/internal/bootcheck"
 	"debate/internal/recipe"
 	"debate/internal/sandbox"
+	"debate/internal/testenv"
 )
 
 // These tests run the real pipeline: apt against the real mirror, mmdebstrap, mksquashfs,
@@ -27,33 +28,10 @@ import (
 
 func requireBuilder(t *testing.T) {
 	t.Helper()
-	var problems []string
-	if err := sandbox.Available(); err != nil {
-		problems = append(problems, err.Error())
-	}
-	if m := MissingTools(); len(m) > 0 {
-		problems = append(problems, "missing tools: "+strings.Join(m, ", "))
-	}
-	if len(problems) == 0 {
-		return
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatalf("the builder cannot run here (CI must have it): %s", strings.Join(problems, "; "))
-	}
-	t.Skipf("builder unavailable: %s", strings.Join(problems, "; "))
+	testenv.Need(t, "the builder", sandbox.Available(), testenv.Missing(MissingTools()))
 }
 
-func testCache(t *testing.T) string {
-	t.Helper()
-	dir := os.Getenv("DEBATE_TEST_CACHE")
-	if dir == "" {
-		dir = filepath.Join(os.TempDir(), "debate-test-cache")
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	return dir
-}
+func testCache(t *testing.T) string { return testenv.CacheDir(t) }
 
 func loadRecipe(t *testing.T, path string) *recipe.Recipe { return loadRecipeB(t, path) }
 
@@ -94,7 +72,7 @@ func (l *eventLog) text() string {
 
 func TestMinimalReproducibleAndBoots(t *testing.T) {
 	requireBuilder(t)
-	if err := bootcheck.Available(); err != nil && os.Getenv("CI") == "true" {
+	if err := bootcheck.Available(); err != nil && testenv.InCI() {
 		t.Fatalf("boot test tools missing under CI: %v", err)
 	}
 	r := loadRecipe(t, "../../examples/minimal.yaml")

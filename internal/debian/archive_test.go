@@ -6,36 +6,20 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"debate/internal/testenv"
 )
 
-// testCacheDir is where the real index is kept between test runs: DEBATE_TEST_CACHE/index
-// (make test sets it), else a folder in the system's temporary directory.
-func testCacheDir() string {
-	if d := os.Getenv("DEBATE_TEST_CACHE"); d != "" {
-		return filepath.Join(d, "index")
-	}
-	return filepath.Join(os.TempDir(), "debate-test-cache", "index")
-}
+// testCacheDir is where the real index is kept between test runs.
+func testCacheDir() string { return filepath.Join(testenv.CacheRoot(), "index") }
 
 func needNetworkTools(t *testing.T) {
 	t.Helper()
-	if _, err := exec.LookPath("gpgv"); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("gpgv is needed: %v", err)
-		}
-		t.Skipf("no gpgv: %v", err)
-	}
-	if _, err := os.Stat(DefaultKeyring); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("the Debian archive keyring is needed: %v", err)
-		}
-		t.Skipf("no keyring: %v", err)
-	}
+	testenv.Need(t, "gpgv and the Debian archive keyring", testenv.Tool("gpgv", "gpgv"), testenv.File(DefaultKeyring, "debian-archive-keyring"))
 }
 
 func realArchive(t *testing.T) *Archive {
@@ -49,7 +33,7 @@ func TestArchiveLoadReal(t *testing.T) {
 	a := realArchive(t)
 	l, err := a.Load(ctx)
 	if err != nil {
-		if os.Getenv("CI") != "true" && errors.Is(err, ErrMirrorUnreachable) {
+		if !testenv.InCI() && errors.Is(err, ErrMirrorUnreachable) {
 			t.Skipf("no network: %v", err)
 		}
 		t.Fatal(err)
@@ -100,7 +84,7 @@ func TestArchiveRefusesTamperedFiles(t *testing.T) {
 	a := realArchive(t)
 	a.Suites = a.Suites[:1]
 	if _, err := a.Load(ctx); err != nil {
-		if os.Getenv("CI") != "true" && errors.Is(err, ErrMirrorUnreachable) {
+		if !testenv.InCI() && errors.Is(err, ErrMirrorUnreachable) {
 			t.Skipf("no network: %v", err)
 		}
 		t.Fatal(err)

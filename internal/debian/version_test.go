@@ -3,9 +3,10 @@ package debian
 import (
 	"errors"
 	"math/rand/v2"
-	"os"
 	"os/exec"
 	"testing"
+
+	"debate/internal/testenv"
 )
 
 func TestCompareVersions(t *testing.T) {
@@ -86,13 +87,8 @@ func TestParseVersion(t *testing.T) {
 // TestCompareVersionsAgainstDpkg compares random pairs of tricky versions with the real
 // dpkg --compare-versions.
 func TestCompareVersionsAgainstDpkg(t *testing.T) {
-	dpkg, err := exec.LookPath("dpkg")
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("dpkg is needed: %v", err)
-		}
-		t.Skipf("no dpkg: %v", err)
-	}
+	testenv.Need(t, "dpkg", testenv.Tool("dpkg", "dpkg"))
+	const dpkg = "dpkg"
 	pool := []string{
 		"1.0", "1.0-1", "1.0-1+b1", "1.0~rc1-1", "1:0.9", "1.0.0", "1.0a", "1.0+dfsg-2",
 		"1.0~", "1.0~~", "2.36.1-8+deb12u1", "2.36.1-8", "0.0", "10", "9.9", "1.01", "1.1",

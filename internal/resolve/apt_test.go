@@ -11,6 +11,7 @@ import (
 
 	"debate/internal/debian"
 	"debate/internal/recipe"
+	"debate/internal/testenv"
 )
 
 // aptFor sets up a private apt (the builder's approach: its own state, status, lists and
@@ -69,12 +70,7 @@ func link(t *testing.T, from, to string) {
 // empty system, without recommends: what the builder asks apt for) and wants the same
 // verdict, for selections that must pass and selections that must fail.
 func TestPackageVerdictsMatchApt(t *testing.T) {
-	if _, err := exec.LookPath("apt-get"); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("apt-get is needed: %v", err)
-		}
-		t.Skipf("no apt-get: %v", err)
-	}
+	testenv.Need(t, "apt-get", testenv.Tool("apt-get", "apt"))
 	c := realChecker(t)
 	l, _ := realIndex()
 	env := aptFor(t, l, testIndexDir())

@@ -3,8 +3,6 @@ package resolve
 import (
 	"context"
 	"errors"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -12,16 +10,12 @@ import (
 
 	"debate/internal/catalog"
 	"debate/internal/debian"
+	"debate/internal/testenv"
 )
 
-// The real bookworm index, loaded once per test binary: DEBATE_TEST_CACHE/index (make test
-// sets it) or a folder in the temporary directory keeps it between runs.
-func testIndexDir() string {
-	if d := os.Getenv("DEBATE_TEST_CACHE"); d != "" {
-		return filepath.Join(d, "index")
-	}
-	return filepath.Join(os.TempDir(), "debate-test-cache", "index")
-}
+// The real bookworm index, loaded once per test binary; the test cache keeps it between
+// runs.
+func testIndexDir() string { return filepath.Join(testenv.CacheRoot(), "index") }
 
 var realIndex = sync.OnceValues(func() (*debian.Loaded, error) {
 	dir := testIndexDir()
@@ -35,15 +29,10 @@ var realIndex = sync.OnceValues(func() (*debian.Loaded, error) {
 // CI=true.
 func indexOrSkip(t testing.TB) *debian.Index {
 	t.Helper()
-	if _, err := exec.LookPath("gpgv"); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("gpgv is needed: %v", err)
-		}
-		t.Skipf("no gpgv: %v", err)
-	}
+	testenv.Need(t, "gpgv", testenv.Tool("gpgv", "gpgv"))
 	l, err := realIndex()
 	if err != nil {
-		if os.Getenv("CI") != "true" && errors.Is(err, debian.ErrMirrorUnreachable) {
+		if !testenv.InCI() && errors.Is(err, debian.ErrMirrorUnreachable) {
 			t.Skipf("no network: %v", err)
 		}
 		t.Fatalf("loading the bookworm index: %v", err)

@@ -12,17 +12,14 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"debate/internal/testenv"
 )
 
 // requireSandbox fails under CI (where isolation must work) and skips elsewhere.
 func requireSandbox(t *testing.T) {
 	t.Helper()
-	if err := Available(); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("sandbox unavailable under CI: %v", err)
-		}
-		t.Skipf("sandbox unavailable: %v", err)
-	}
+	testenv.Need(t, "the sandbox", Available())
 }
 
 func run(t *testing.T, s Spec) (string, Stats, error) {
