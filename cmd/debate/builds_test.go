@@ -5,8 +5,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
-	"crypto/tls"
-	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -76,49 +74,31 @@ func startService(t *testing.T) *service {
 	}
 	t.Setenv("DATABASE_URL", url)
 	state := t.TempDir()
-	s := &service{t: t, dbURL: url, arts: filepath.Join(state, "artifacts"), cache: testPackageCache(t), logs: &lockedBuffer{}}
+	s := &service{t: t, dbURL: url, arts: filepath.Join(state, "artifacts"), cache: testPackageCache(t)}
 	port, mport := freePort(t), freePort(t)
 	s.base = "https://127.0.0.1:" + strconv.Itoa(port)
 	s.metrics = "http://127.0.0.1:" + strconv.Itoa(mport) + "/metrics"
-	sctx, stop := context.WithCancel(context.Background())
-	done := make(chan int, 1)
-	go func() {
-		done <- runServe(sctx, []string{
-			"--listen", "127.0.0.1:" + strconv.Itoa(port), "--http-listen", "", "--tls-self-signed",
-			"--state-dir", state, "--ready-tools", "sh", "--migrate-on-start",
-			"--metrics-listen", "127.0.0.1:" + strconv.Itoa(mport),
-			// Streams and downloads outlive the write timeout only by extending it.
-			"--write-timeout", "20s",
-			"--rate-limit", "0", "--stale-after", "6s", "--heartbeat-interval", "1s",
-		}, io.Discard, s.logs)
-	}()
+	srv := startServe(t,
+		"--listen", "127.0.0.1:"+strconv.Itoa(port), "--http-listen", "", "--tls-self-signed",
+		"--state-dir", state, "--ready-tools", "sh", "--migrate-on-start",
+		"--metrics-listen", "127.0.0.1:"+strconv.Itoa(mport),
+		// Streams and downloads outlive the write timeout only by extending it.
+		"--write-timeout", "20s",
+		"--rate-limit", "0", "--stale-after", "6s", "--heartbeat-interval", "1s",
+	)
+	s.logs = srv.logs
 	t.Cleanup(func() {
-		stop()
-		select {
-		case code := <-done:
-			if code != 0 {
-				t.Errorf("serve exit %d", code)
-			}
-		case <-time.After(60 * time.Second):
-			t.Error("serve did not stop")
+		if code := srv.stopServe(60 * time.Second); code != 0 {
+			t.Errorf("serve exit %d (-1: did not stop)", code)
 		}
 		if t.Failed() {
 			t.Logf("server log:\n%s", s.logs.String())
 		}
 	})
 	deadline := time.Now().Add(30 * time.Second)
-	for s.client == nil {
-		if pem, err := os.ReadFile(filepath.Join(state, "ca", "ca.pem")); err == nil {
-			pool := x509.NewCertPool()
-			pool.AppendCertsFromPEM(pem)
-			tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}, MaxIdleConnsPerHost: 16}
-			s.client = &http.Client{Timeout: 30 * time.Second, Transport: tr}
-			s.streamer = &http.Client{Transport: tr}
-		} else if time.Now().After(deadline) {
-			t.Fatalf("no CA: %v\n%s", err, s.logs.String())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	tr := trustServer(t, state, 30*time.Second, s.logs)
+	s.client = &http.Client{Timeout: 30 * time.Second, Transport: tr}
+	s.streamer = &http.Client{Transport: tr}
 	for {
 		if r, err := s.client.Get(s.base + "/api/v1/health/ready"); err == nil {
 			r.Body.Close()

@@ -71,6 +71,54 @@ func freePort(t *testing.T) int {
 	return ln.Addr().(*net.TCPAddr).Port
 }
 
+// served is `debate serve` running in this process, as a test starts it.
+type served struct {
+	logs *lockedBuffer
+	stop context.CancelFunc
+	done chan int
+}
+
+// startServe runs `debate serve args…` until stopServe (or the test's end).
+func startServe(t *testing.T, args ...string) *served {
+	t.Helper()
+	ctx, stop := context.WithCancel(context.Background())
+	s := &served{logs: &lockedBuffer{}, stop: stop, done: make(chan int, 1)}
+	go func() { s.done <- runServe(ctx, args, io.Discard, s.logs) }()
+	t.Cleanup(stop)
+	return s
+}
+
+// stopServe stops the server as SIGTERM does and returns its exit code (-1: it did not
+// stop within within).
+func (s *served) stopServe(within time.Duration) int {
+	s.stop()
+	select {
+	case code := <-s.done:
+		return code
+	case <-time.After(within):
+		return -1
+	}
+}
+
+// trustServer waits until the server in state wrote its local CA and returns a transport
+// that trusts it.
+func trustServer(t *testing.T, state string, within time.Duration, logs *lockedBuffer) *http.Transport {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		pem, err := os.ReadFile(filepath.Join(state, "ca", "ca.pem"))
+		if err == nil {
+			pool := x509.NewCertPool()
+			pool.AppendCertsFromPEM(pem)
+			return &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}, MaxIdleConnsPerHost: 16}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no CA written: %v\n%s", err, logs.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 // The commands end to end: migrate twice, then serve over self-signed TLS until the
 // context (SIGTERM) ends it.
 func TestMigrateThenServe(t *testing.T) {
@@ -94,27 +142,11 @@ func TestMigrateThenServe(t *testing.T) {
 
 	state := t.TempDir()
 	port := freePort(t)
-	sctx, stop := context.WithCancel(context.Background())
-	defer stop()
-	logs := &lockedBuffer{}
-	done := make(chan int, 1)
-	go func() {
-		done <- runServe(sctx, []string{"--listen", "127.0.0.1:" + strconv.Itoa(port), "--http-listen", "127.0.0.1:0",
-			"--tls-self-signed", "--state-dir", state, "--ready-tools", "sh", "--migrate-on-start", "--metrics-listen", "127.0.0.1:0"}, io.Discard, logs)
-	}()
-
-	var client *http.Client
+	srv := startServe(t, "--listen", "127.0.0.1:"+strconv.Itoa(port), "--http-listen", "127.0.0.1:0",
+		"--tls-self-signed", "--state-dir", state, "--ready-tools", "sh", "--migrate-on-start", "--metrics-listen", "127.0.0.1:0")
+	logs := srv.logs
 	deadline := time.Now().Add(20 * time.Second)
-	for client == nil {
-		if pem, err := os.ReadFile(filepath.Join(state, "ca", "ca.pem")); err == nil {
-			pool := x509.NewCertPool()
-			pool.AppendCertsFromPEM(pem)
-			client = &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
-		} else if time.Now().After(deadline) {
-			t.Fatalf("no CA written: %v\n%s", err, logs.String())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	client := &http.Client{Timeout: 5 * time.Second, Transport: trustServer(t, state, 20*time.Second, logs)}
 	base := "https://localhost:" + strconv.Itoa(port)
 	for {
 		resp, err := client.Get(base + "/api/v1/health/ready")
@@ -131,14 +163,8 @@ func TestMigrateThenServe(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	stop()
-	select {
-	case code := <-done:
-		if code != 0 {
-			t.Fatalf("serve exit %d after SIGTERM-like stop\n%s", code, logs.String())
-		}
-	case <-time.After(40 * time.Second):
-		t.Fatal("serve did not stop")
+	if code := srv.stopServe(40 * time.Second); code != 0 {
+		t.Fatalf("serve exit %d after SIGTERM-like stop (-1: did not stop)\n%s", code, logs.String())
 	}
 	if !strings.Contains(logs.String(), `"msg":"stopped"`) || !strings.Contains(logs.String(), `"msg":"schema is current"`) {
 		t.Errorf("log lacks start-up/shutdown lines:\n%s", logs.String())
@@ -217,36 +243,21 @@ func TestServerBacksUpWhileAWorkerLeads(t *testing.T) {
 
 	backups := t.TempDir()
 	port := freePort(t)
-	sctx, stop := context.WithCancel(context.Background())
-	defer stop()
-	logs := &lockedBuffer{}
-	done := make(chan int, 1)
-	go func() {
-		done <- runServe(sctx, []string{"--listen", "127.0.0.1:" + strconv.Itoa(port), "--http-listen", "",
-			"--tls-self-signed", "--state-dir", state, "--artifact-dir", s.arts, "--ready-tools", "sh",
-			"--metrics-listen", "", "--backup-dir", backups}, io.Discard, logs)
-	}()
-	var client *http.Client
+	srv := startServe(t, "--listen", "127.0.0.1:"+strconv.Itoa(port), "--http-listen", "",
+		"--tls-self-signed", "--state-dir", state, "--artifact-dir", s.arts, "--ready-tools", "sh",
+		"--metrics-listen", "", "--backup-dir", backups)
+	client := &http.Client{Timeout: 5 * time.Second, Transport: trustServer(t, state, 30*time.Second, srv.logs)}
 	var body []byte
 	for {
-		if client == nil {
-			if pem, err := os.ReadFile(filepath.Join(state, "ca", "ca.pem")); err == nil {
-				pool := x509.NewCertPool()
-				pool.AppendCertsFromPEM(pem)
-				client = &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
-			}
-		}
-		if client != nil {
-			if resp, err := client.Get("https://localhost:" + strconv.Itoa(port) + "/api/v1/health/ready"); err == nil {
-				body, _ = io.ReadAll(resp.Body)
-				resp.Body.Close()
-				if resp.StatusCode == 200 {
-					break
-				}
+		if resp, err := client.Get("https://localhost:" + strconv.Itoa(port) + "/api/v1/health/ready"); err == nil {
+			body, _ = io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				break
 			}
 		}
 		if ctx.Err() != nil {
-			t.Fatalf("not ready with backups: %s\n%s", body, logs.String())
+			t.Fatalf("not ready with backups: %s\n%s", body, srv.logs.String())
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
@@ -265,13 +276,7 @@ func TestServerBacksUpWhileAWorkerLeads(t *testing.T) {
 		es[0].Name()).Scan(&verified); err != nil || !verified {
 		t.Fatalf("no passed verification of %s recorded (%v)", es[0].Name(), err)
 	}
-	stop()
-	select {
-	case code := <-done:
-		if code != 0 {
-			t.Fatalf("serve exit %d\n%s", code, logs.String())
-		}
-	case <-time.After(40 * time.Second):
-		t.Fatal("serve did not stop")
+	if code := srv.stopServe(40 * time.Second); code != 0 {
+		t.Fatalf("serve exit %d (-1: did not stop)\n%s", code, srv.logs.String())
 	}
 }
