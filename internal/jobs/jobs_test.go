@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"strings"
@@ -182,6 +183,44 @@ func TestSubmissionLimits(t *testing.T) {
 	}
 	if !strings.Contains(err.Error(), "2 queued") {
 		t.Errorf("message does not give the queue length: %v", err)
+	}
+}
+
+// The client's limit holds for concurrent submissions: it is counted in the inserting
+// transaction under a lock per client, so ten at once with room for three queue three.
+func TestSubmissionLimitHoldsUnderConcurrency(t *testing.T) {
+	st := migrated(t)
+	svc := newService(t, st, ServiceOptions{SubmitLimit: 3})
+	var wg sync.WaitGroup
+	results := make([]error, 10)
+	for i := range results {
+		r := parse(t, strings.Replace(minimal, "name: minimal", fmt.Sprintf("name: concurrent-%d", i), 1))
+		wg.Go(func() {
+			_, results[i] = svc.Submit(testCtx(t), r, "eager-client")
+		})
+	}
+	wg.Wait()
+	queued, limited := 0, 0
+	for _, err := range results {
+		switch {
+		case err == nil:
+			queued++
+		case errors.Is(err, ErrSubmitLimit):
+			limited++
+		default:
+			t.Errorf("unexpected error: %v", err)
+		}
+	}
+	if queued != 3 || limited != 7 {
+		t.Fatalf("%d queued and %d refused, want 3 and 7", queued, limited)
+	}
+	var stored int
+	if err := st.Pool().QueryRow(testCtx(t), `SELECT count(*) FROM builds WHERE client = 'eager-client'`).Scan(&stored); err != nil || stored != 3 {
+		t.Fatalf("%d builds stored for the client (%v), want 3", stored, err)
+	}
+	// Another client is not held back by this one.
+	if _, err := svc.Submit(testCtx(t), parse(t, strings.Replace(minimal, "name: minimal", "name: other", 1)), "calm-client"); err != nil {
+		t.Fatal(err)
 	}
 }
 

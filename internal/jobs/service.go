@@ -203,16 +203,6 @@ func (s *Service) Submit(ctx context.Context, r *recipe.Recipe, client string) (
 			return nil, &QueueFullError{Length: n, Limit: s.opts.QueueLimit, RetryAfter: s.retryAfter(ctx)}
 		}
 	}
-	if s.opts.SubmitLimit > 0 {
-		n, oldest, err := s.st.SubmissionsSince(ctx, client, time.Now().Add(-s.opts.SubmitWindow))
-		if err != nil {
-			return nil, err
-		}
-		if n >= s.opts.SubmitLimit {
-			wait := max(time.Until(oldest.Add(s.opts.SubmitWindow)), time.Second)
-			return nil, &SubmitLimitError{Limit: s.opts.SubmitLimit, Window: s.opts.SubmitWindow, RetryAfter: wait}
-		}
-	}
 
 	norm := eff.Clone()
 	norm.Normalize()
@@ -223,6 +213,9 @@ func (s *Service) Submit(ctx context.Context, r *recipe.Recipe, client string) (
 	b, created, err := s.st.InsertBuild(ctx, store.NewBuild{
 		Name: eff.Name, Recipe: recipeJSON, RecipeHash: recipeHash, ScopeHash: scopeHash,
 		SubmissionKey: subKey, Client: client,
+		// The client's limit is counted in the inserting transaction, under a lock per
+		// client, so that it holds for concurrent submissions (on any server).
+		ClientLimit: s.opts.SubmitLimit, ClientWindow: s.opts.SubmitWindow,
 	}, func(ctx context.Context, tx pgx.Tx, id string) (int64, error) {
 		res, err := s.river.InsertTx(ctx, tx, BuildArgs{BuildID: id}, nil)
 		if err != nil {
@@ -230,6 +223,10 @@ func (s *Service) Submit(ctx context.Context, r *recipe.Recipe, client string) (
 		}
 		return res.Job.ID, nil
 	})
+	if cl, ok := errors.AsType[*store.ClientLimitError](err); ok {
+		wait := max(time.Until(cl.Oldest.Add(s.opts.SubmitWindow)), time.Second)
+		return nil, &SubmitLimitError{Limit: s.opts.SubmitLimit, Window: s.opts.SubmitWindow, RetryAfter: wait}
+	}
 	if err != nil {
 		return nil, err
 	}

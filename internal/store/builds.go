@@ -30,7 +30,22 @@ var (
 	ErrNotOwner = errors.New("build is not run by this worker any more")
 	// ErrBuildFinished: the build already ended (succeeded, failed or cancelled).
 	ErrBuildFinished = errors.New("build already finished")
+	// ErrClientLimit: the client queued as many builds as NewBuild.ClientLimit allows.
+	ErrClientLimit = errors.New("client's build limit reached")
 )
+
+// ClientLimitError says how many builds the client queued in the window (Count, the
+// limit) and when the oldest of them was queued: the window frees a place after it.
+type ClientLimitError struct {
+	Count  int
+	Oldest time.Time
+}
+
+func (e *ClientLimitError) Error() string {
+	return fmt.Sprintf("%v: %d builds queued in the window", ErrClientLimit, e.Count)
+}
+
+func (e *ClientLimitError) Unwrap() error { return ErrClientLimit }
 
 // EventsChannel is the PostgreSQL notification channel on which a build's id is
 // announced whenever it has new events or a new status.
@@ -132,6 +147,11 @@ type NewBuild struct {
 	ScopeHash     string
 	SubmissionKey string
 	Client        string
+	// ClientLimit, when above 0, is how many builds Client may have queued in the last
+	// ClientWindow (by the database's clock), this one included; InsertBuild refuses
+	// with a *ClientLimitError beyond it. Joining a build in flight is never limited.
+	ClientLimit  int
+	ClientWindow time.Duration
 }
 
 // Enqueue inserts the build's job into the queue inside the transaction that inserts
@@ -161,6 +181,13 @@ func (s *Store) insertBuild(ctx context.Context, nb NewBuild, enqueue Enqueue) (
 		return nil, false, dbErr("begin", err)
 	}
 	defer tx.Rollback(ctx) //nolint:errcheck // no-op after Commit
+	if nb.ClientLimit > 0 {
+		// One submission of a client at a time, until commit, so that the count below
+		// sees every other one: concurrent submissions cannot all pass the limit.
+		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtextextended('debate.submit:' || $1, 0))`, nb.Client); err != nil {
+			return nil, false, dbErr("lock client", err)
+		}
+	}
 	var id string
 	err = tx.QueryRow(ctx, `INSERT INTO builds (name, recipe, recipe_hash, scope_hash, submission_key, client)
 		VALUES ($1, $2, $3, $4, $5, $6)
@@ -176,6 +203,18 @@ func (s *Store) insertBuild(ctx context.Context, nb NewBuild, enqueue Enqueue) (
 	}
 	if err != nil {
 		return nil, false, dbErr("insert build", err)
+	}
+	if nb.ClientLimit > 0 {
+		var n int
+		var oldest time.Time
+		if err := tx.QueryRow(ctx, `SELECT count(*), min(created_at) FROM builds
+			WHERE client = $1 AND created_at >= now() - make_interval(secs => $2)`,
+			nb.Client, nb.ClientWindow.Seconds()).Scan(&n, &oldest); err != nil {
+			return nil, false, dbErr("count submissions", err)
+		}
+		if n > nb.ClientLimit { // n includes this one, which the rollback takes back
+			return nil, false, &ClientLimitError{Count: n - 1, Oldest: oldest}
+		}
 	}
 	jobID, err := enqueue(ctx, tx, id)
 	if err != nil {
@@ -298,21 +337,6 @@ func (s *Store) QueueLength(ctx context.Context) (int, error) {
 		return 0, dbErr("queue length", err)
 	}
 	return n, nil
-}
-
-// SubmissionsSince counts the builds a client caused to be queued since t, and returns
-// when the oldest of them was queued.
-func (s *Store) SubmissionsSince(ctx context.Context, client string, t time.Time) (int, time.Time, error) {
-	var n int
-	var oldest *time.Time
-	if err := s.pool.QueryRow(ctx, `SELECT count(*), min(created_at) FROM builds WHERE client = $1 AND created_at >= $2`,
-		client, t).Scan(&n, &oldest); err != nil {
-		return 0, time.Time{}, dbErr("count submissions", err)
-	}
-	if oldest == nil {
-		return n, time.Time{}, nil
-	}
-	return n, *oldest, nil
 }
 
 // InFlight returns the queued or running build with the submission key.
