@@ -24,7 +24,7 @@ type Backup struct {
 	// At is when the server takes the daily backup; VerifyAt when it verifies the newest.
 	At       TimeOfWeek
 	VerifyAt TimeOfWeek
-	// MaxAge and VerifyMaxAge: readiness fails when the newest successful backup, or the
+	// MaxAge and VerifyMaxAge: the backups check fails when the newest successful backup, or the
 	// newest passed verification, is older (or the newest attempt failed).
 	MaxAge       time.Duration
 	VerifyMaxAge time.Duration
@@ -59,6 +59,14 @@ func (s TimeOfWeek) Next(t time.Time) time.Time {
 		next = next.AddDate(0, 0, 1)
 	}
 	return next
+}
+
+// Interval is the time between two occurrences: a day, or a week.
+func (s TimeOfWeek) Interval() time.Duration {
+	if s.Weekly {
+		return 7 * 24 * time.Hour
+	}
+	return 24 * time.Hour
 }
 
 func (s TimeOfWeek) String() string {
@@ -144,7 +152,7 @@ const (
 // `debate serve` can carry them too); the others keep their defaults.
 func backupFlags(fs *flag.FlagSet, r *backupRaw, mode backupMode, dirUsage string) {
 	*r = backupRaw{retention: "30d", keep: 3, at: "03:00", verifyAt: "sun 04:00",
-		maxAge: "36h", verifyMaxAge: "8d", timeout: 2 * time.Hour}
+		timeout: 2 * time.Hour} // maxAge, verifyMaxAge: "" follows the schedule
 	if mode != backupForRestore {
 		fs.StringVar(&r.dir, "backup-dir", "", dirUsage)
 	}
@@ -156,8 +164,8 @@ func backupFlags(fs *flag.FlagSet, r *backupRaw, mode backupMode, dirUsage strin
 	if mode == backupForServe {
 		fs.StringVar(&r.at, "backup-at", r.at, `when the daily backup is taken, UTC ("HH:MM", or "DAY HH:MM" for weekly)`)
 		fs.StringVar(&r.verifyAt, "backup-verify-at", r.verifyAt, `when the newest dump is verified by restoring it, UTC ("DAY HH:MM" weekly, or "HH:MM" daily)`)
-		fs.StringVar(&r.maxAge, "backup-max-age", r.maxAge, "readiness fails when the newest successful backup is older")
-		fs.StringVar(&r.verifyMaxAge, "backup-verify-max-age", r.verifyMaxAge, "readiness fails when the newest passed verification is older")
+		fs.StringVar(&r.maxAge, "backup-max-age", r.maxAge, "the backups check (readiness, metrics) fails when the newest successful backup is older (default: 1.5 times the time between scheduled backups, 36h for daily)")
+		fs.StringVar(&r.verifyMaxAge, "backup-verify-max-age", r.verifyMaxAge, "the backups check (readiness, metrics) fails when the newest passed verification is older (default: a day more than the time between scheduled verifications, 8d for weekly)")
 	}
 	fs.DurationVar(&r.timeout, "backup-timeout", r.timeout, "longest one dump, verification or restore may take")
 }
@@ -197,11 +205,29 @@ func (r *backupRaw) validate() (*Backup, error) {
 	if b.VerifyAt, err = ParseTimeOfWeek(r.verifyAt); err != nil {
 		bad("backup-verify-at", "%v", err)
 	}
-	if b.MaxAge, err = ParseDays(r.maxAge); err != nil || b.MaxAge <= 0 {
+	// Unset limits follow the schedule: one missed run plus slack.
+	maxAge, verifyMaxAge := r.maxAge, r.verifyMaxAge
+	if maxAge == "" {
+		maxAge = (b.At.Interval() * 3 / 2).String()
+	}
+	if verifyMaxAge == "" {
+		verifyMaxAge = (b.VerifyAt.Interval() + 24*time.Hour).String()
+	}
+	if b.MaxAge, err = ParseDays(maxAge); err != nil || b.MaxAge <= 0 {
 		bad("backup-max-age", "want a positive duration such as 36h or 2d, got %q", r.maxAge)
 	}
-	if b.VerifyMaxAge, err = ParseDays(r.verifyMaxAge); err != nil || b.VerifyMaxAge <= 0 {
+	if b.VerifyMaxAge, err = ParseDays(verifyMaxAge); err != nil || b.VerifyMaxAge <= 0 {
 		bad("backup-verify-max-age", "want a positive duration such as 8d, got %q", r.verifyMaxAge)
+	}
+	// A limit shorter than the time between scheduled runs fails the check most of the
+	// time, by design of the settings rather than by any fault.
+	if b.MaxAge > 0 && b.MaxAge <= b.At.Interval() {
+		bad("backup-max-age", "%s is not longer than the time between scheduled backups (%s with --backup-at %q): the check would fail between them; want e.g. %s",
+			r.maxAge, b.At.Interval(), b.At, b.At.Interval()*3/2)
+	}
+	if b.VerifyMaxAge > 0 && b.VerifyMaxAge <= b.VerifyAt.Interval() {
+		bad("backup-verify-max-age", "%s is not longer than the time between scheduled verifications (%s with --backup-verify-at %q); want e.g. %s",
+			r.verifyMaxAge, b.VerifyAt.Interval(), b.VerifyAt, b.VerifyAt.Interval()+24*time.Hour)
 	}
 	if r.timeout <= 0 {
 		bad("backup-timeout", "want a positive duration such as 2h, got %s", r.timeout)

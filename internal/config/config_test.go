@@ -259,3 +259,29 @@ func TestServeBuildSettings(t *testing.T) {
 		t.Fatalf("bad build settings: %v", err)
 	}
 }
+
+// The backups check's age limits follow the schedule unless set, and a limit that the
+// schedule itself would break is refused, naming the setting.
+func TestBackupAgeLimitsFollowTheSchedule(t *testing.T) {
+	env := envOf(map[string]string{"DATABASE_URL": dbURL, "DEBATE_BACKUP_DIR": "/srv/backups"})
+	for _, tc := range []struct {
+		args                 []string
+		maxAge, verifyMaxAge time.Duration
+	}{
+		{nil, 36 * time.Hour, 8 * 24 * time.Hour},
+		{[]string{"--backup-at", "sun 02:00", "--backup-verify-at", "05:00"}, 252 * time.Hour, 48 * time.Hour},
+		{[]string{"--backup-max-age", "3d", "--backup-verify-max-age", "30d"}, 72 * time.Hour, 30 * 24 * time.Hour},
+	} {
+		c, err := ParseServe(tc.args, env)
+		if err != nil {
+			t.Fatalf("%v: %v", tc.args, err)
+		}
+		if c.Backup.MaxAge != tc.maxAge || c.Backup.VerifyMaxAge != tc.verifyMaxAge {
+			t.Errorf("%v: limits %s / %s, want %s / %s", tc.args, c.Backup.MaxAge, c.Backup.VerifyMaxAge, tc.maxAge, tc.verifyMaxAge)
+		}
+	}
+	_, err := ParseServe([]string{"--backup-max-age", "1m", "--backup-at", "sun 02:00", "--backup-verify-max-age", "8d"}, env)
+	if err == nil || !strings.Contains(err.Error(), "--backup-max-age") || !strings.Contains(err.Error(), "168h0m0s") {
+		t.Fatalf("too short a limit: %v", err)
+	}
+}
