@@ -49,6 +49,7 @@ func runRestore(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	res, err := backup.Restore(rctx, st, files[0], backup.RestoreOptions{
 		PGBin: cfg.Backup.PGBin, Force: cfg.Force, SkipChecksum: cfg.SkipChecksum,
 	})
+	err = backup.Stopped(ctx, rctx, cfg.Backup.Timeout, err)
 	if err != nil {
 		fmt.Fprintf(stderr, "debate restore: FAILED: %s\n", strings.TrimPrefix(err.Error(), "backup: "))
 		return exitCode(err)

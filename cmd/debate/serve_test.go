@@ -201,8 +201,8 @@ func TestLogBufferFlushes(t *testing.T) {
 // TestServerBacksUpWhileAWorkerLeads: the deployment where backups used to stop. A
 // `debate worker` (no backup settings) starts first and is River's elected leader; then
 // `debate serve --backup-dir` starts. The server's own schedule takes a backup and
-// verifies it (the watchdog at start), so readiness turns 200 with the backups check
-// passing, while the worker still leads.
+// verifies it (the watchdog at start), so readiness turns from degraded to ready with
+// the backups check passing, while the worker still leads.
 func TestServerBacksUpWhileAWorkerLeads(t *testing.T) {
 	requireBuilds(t)
 	cluster := pgtest.StartForTest(t)
@@ -252,7 +252,7 @@ func TestServerBacksUpWhileAWorkerLeads(t *testing.T) {
 		if resp, err := client.Get("https://localhost:" + strconv.Itoa(port) + "/api/v1/health/ready"); err == nil {
 			body, _ = io.ReadAll(resp.Body)
 			resp.Body.Close()
-			if resp.StatusCode == 200 {
+			if resp.StatusCode == 200 && strings.Contains(string(body), `"status":"ready"`) {
 				break
 			}
 		}

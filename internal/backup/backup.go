@@ -38,6 +38,8 @@ import (
 var (
 	// ErrNoBackups means the backup folder holds no complete backup.
 	ErrNoBackups = errors.New("no complete backup found")
+	// ErrNoFolder: the backup folder does not exist.
+	ErrNoFolder = errors.New("no such backup folder")
 	// ErrIncomplete means a backup lacks its checksum file or manifest.
 	ErrIncomplete = errors.New("backup is incomplete")
 	// ErrCorrupt means a dump does not match its checksum: truncated or damaged.
@@ -124,12 +126,13 @@ func parseEntry(dir, name string) (Entry, bool) {
 	return Entry{Path: filepath.Join(dir, name), Time: t, Seq: seq}, true
 }
 
-// List returns the backups in dir, newest first, complete or not. A missing folder
-// holds no backups.
+// List returns the backups in dir, newest first, complete or not. A missing folder is
+// an error (ErrNoFolder).
 func List(dir string) ([]Entry, error) {
 	des, err := os.ReadDir(dir)
 	if errors.Is(err, os.ErrNotExist) {
-		return nil, nil
+		// Most likely a mistyped --backup-dir: saying "no backups" would pass for success.
+		return nil, fmt.Errorf("backup: the backup folder %s does not exist (check --backup-dir): %w", dir, ErrNoFolder)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("backup: list %s: %w", dir, err)

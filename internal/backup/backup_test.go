@@ -302,7 +302,7 @@ func TestVerifyPassesAndIsRecorded(t *testing.T) {
 	if ok, detail := svc.Health(ctx); !ok || !strings.Contains(detail, vr.Entry.Name()) {
 		t.Fatalf("health after a passed verification: %v %s", ok, detail)
 	}
-	runs, err := st.LatestBackupRuns(ctx)
+	runs, err := st.LatestBackupRuns(ctx, dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -391,7 +391,7 @@ func TestVerifyDetectsTruncatedAndCorruptedDumps(t *testing.T) {
 	if ok, detail := svc.Health(ctx); !ok {
 		t.Fatalf("health after a good verification: %s", detail)
 	}
-	runs, _ := st.LatestBackupRuns(ctx)
+	runs, _ := st.LatestBackupRuns(ctx, dir)
 	if runs.LastGoodVerify == nil {
 		t.Fatal("no passed verification recorded")
 	}
@@ -554,21 +554,24 @@ func TestReadinessReportsBackups(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ready := func() (int, map[string]json.RawMessage) {
+	// Backups show in readiness, but a failing one degrades it rather than taking the
+	// server out of its load balancer.
+	ready := func() (int, string, map[string]json.RawMessage) {
 		rec := httptest.NewRecorder()
 		req := httptest.NewRequest("GET", "http://localhost/api/v1/health/ready", nil)
 		srv.Handler().ServeHTTP(rec, req)
 		var body struct {
+			Status string                     `json:"status"`
 			Checks map[string]json.RawMessage `json:"checks"`
 		}
 		if err := json.Unmarshal(rec.Body.Bytes(), &body); err != nil {
 			t.Fatalf("%d %s: %v", rec.Code, rec.Body, err)
 		}
-		return rec.Code, body.Checks
+		return rec.Code, body.Status, body.Checks
 	}
-	code, checks := ready()
-	if code != 503 || !strings.Contains(string(checks["backups"]), `"ok":false`) || !strings.Contains(string(checks["backups"]), "no backup taken yet") {
-		t.Fatalf("before any backup: %d %s", code, checks["backups"])
+	code, status, checks := ready()
+	if code != 200 || status != "degraded" || !strings.Contains(string(checks["backups"]), `"ok":false`) || !strings.Contains(string(checks["backups"]), "no backup taken yet") {
+		t.Fatalf("before any backup: %d %s %s", code, status, checks["backups"])
 	}
 	res, _, err := svc.Backup(ctx)
 	if err != nil {
@@ -577,9 +580,9 @@ func TestReadinessReportsBackups(t *testing.T) {
 	if _, err := svc.Verify(ctx, ""); err != nil {
 		t.Fatal(err)
 	}
-	code, checks = ready()
-	if code != 200 || !strings.Contains(string(checks["backups"]), `"ok":true`) {
-		t.Fatalf("after backup and verification: %d %s", code, checks)
+	code, status, checks = ready()
+	if code != 200 || status != "ready" || !strings.Contains(string(checks["backups"]), `"ok":true`) {
+		t.Fatalf("after backup and verification: %d %s %s", code, status, checks)
 	}
 	rec := httptest.NewRecorder()
 	srv.MetricsHandler().ServeHTTP(rec, httptest.NewRequest("GET", "http://localhost/metrics", nil))
@@ -592,9 +595,14 @@ func TestReadinessReportsBackups(t *testing.T) {
 	if _, err := svc.Verify(ctx, flipped); err == nil {
 		t.Fatal("damaged dump verified")
 	}
-	code, checks = ready()
-	if code != 503 || !strings.Contains(string(checks["backups"]), "corrupted") {
-		t.Fatalf("after a failed verification: %d %s", code, checks["backups"])
+	code, status, checks = ready()
+	if code != 200 || status != "degraded" || !strings.Contains(string(checks["backups"]), "corrupted") {
+		t.Fatalf("after a failed verification: %d %s %s", code, status, checks["backups"])
+	}
+	rec = httptest.NewRecorder()
+	srv.MetricsHandler().ServeHTTP(rec, httptest.NewRequest("GET", "http://localhost/metrics", nil))
+	if !strings.Contains(rec.Body.String(), "\ndebate_backup_healthy 0\n") {
+		t.Errorf("/metrics does not report the failed verification:\n%s", rec.Body)
 	}
 }
 
@@ -670,5 +678,84 @@ func TestRestoreOfAnOlderSchemaMigrates(t *testing.T) {
 	}
 	if st, err := dst.MigrationStatus(ctx); err != nil || !st.Current() {
 		t.Fatalf("schema after restore: %v %v", st, err)
+	}
+}
+
+// TestRunsAreJudgedPerFolder: the server judges only runs of its own backup folder. A
+// failed verification of a damaged copy elsewhere, or of a mistyped path, leaves it
+// healthy; a backup and verification in another folder do not make another server's
+// empty folder look backed up.
+func TestRunsAreJudgedPerFolder(t *testing.T) {
+	st, _ := migrated(t)
+	fill(t, st)
+	ctx := testCtx(t)
+	serverDir, offsite := t.TempDir(), t.TempDir()
+	svc := New(st, testConfig(serverDir), nil)
+	res, _, err := svc.Backup(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc.Verify(ctx, ""); err != nil {
+		t.Fatal(err)
+	}
+	if ok, detail := svc.Health(ctx); !ok {
+		t.Fatalf("healthy after backup and verification: %s", detail)
+	}
+
+	// The off-site copy is damaged; verifying it (as `debate backup verify FILE` does,
+	// with the server's settings) fails, and is recorded against the copy's folder.
+	copied := Entry{Path: filepath.Join(offsite, res.Entry.Name())}
+	for i, src := range res.Entry.Files() {
+		b, err := os.ReadFile(src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i == 0 {
+			b = b[:len(b)/2]
+		}
+		if err := os.WriteFile(copied.Files()[i], b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := svc.Verify(ctx, copied.Path); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("verify of the damaged copy: %v", err)
+	}
+	if _, err := svc.Verify(ctx, filepath.Join(offsite, "typo.dump")); err == nil {
+		t.Fatal("verify of a missing file passed")
+	}
+	if ok, detail := svc.Health(ctx); !ok {
+		t.Fatalf("the server's folder judged by runs elsewhere: %s", detail)
+	}
+	offsiteRuns, err := st.LatestBackupRuns(ctx, offsite)
+	if err != nil || offsiteRuns.LastVerify == nil || offsiteRuns.LastVerify.OK {
+		t.Fatalf("the failed verification is not recorded against %s: %+v %v", offsite, offsiteRuns.LastVerify, err)
+	}
+
+	// Another server's folder, still empty, is not backed up by this one's runs.
+	other := New(st, testConfig(t.TempDir()), nil)
+	if ok, detail := other.Health(ctx); ok || !strings.Contains(detail, "no backup taken yet") {
+		t.Fatalf("an empty folder judged healthy: %v %s", ok, detail)
+	}
+}
+
+// TestStoppedRunsSayWhy: a backup cut short by its time limit names the setting, and
+// one cut short by an interruption says so, instead of "context deadline exceeded".
+func TestStoppedRunsSayWhy(t *testing.T) {
+	st, _ := migrated(t)
+	cfg := testConfig(t.TempDir())
+	cfg.Timeout = time.Nanosecond
+	_, _, err := New(st, cfg, nil).Backup(testCtx(t))
+	if err == nil || !strings.Contains(err.Error(), "took longer than --backup-timeout (1ns)") || !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("timed-out backup: %v", err)
+	}
+	svc := New(st, testConfig(t.TempDir()), nil)
+	if _, _, err := svc.Backup(testCtx(t)); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(testCtx(t))
+	cancel()
+	_, err = svc.Verify(ctx, "")
+	if err == nil || !strings.HasPrefix(err.Error(), "backup: interrupted: ") || !errors.Is(err, context.Canceled) {
+		t.Fatalf("interrupted verification: %v", err)
 	}
 }

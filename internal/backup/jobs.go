@@ -233,7 +233,7 @@ func (w *watchdogWorker) Timeout(*river.Job[WatchdogArgs]) time.Duration {
 }
 
 func (w *watchdogWorker) Work(ctx context.Context, _ *river.Job[WatchdogArgs]) error {
-	runs, err := w.s.store.LatestBackupRuns(ctx)
+	runs, err := w.s.store.LatestBackupRuns(ctx, w.s.cfg.Dir)
 	if err != nil {
 		return err
 	}
@@ -243,7 +243,7 @@ func (w *watchdogWorker) Work(ctx context.Context, _ *river.Job[WatchdogArgs]) e
 		if _, _, err := w.s.Backup(ctx); err != nil && !errors.Is(err, ErrBusy) {
 			return err
 		}
-		if runs, err = w.s.store.LatestBackupRuns(ctx); err != nil {
+		if runs, err = w.s.store.LatestBackupRuns(ctx, w.s.cfg.Dir); err != nil {
 			return err
 		}
 		_, verifyDue = due(runs, time.Now(), w.s.cfg.MaxAge, w.s.cfg.VerifyMaxAge)
@@ -256,17 +256,17 @@ func (w *watchdogWorker) Work(ctx context.Context, _ *river.Job[WatchdogArgs]) e
 	return nil
 }
 
-// due says whether a backup and a verification are overdue: none yet, the newest success
-// older than the readiness limit, or (verification) a new dump since a failed one.
+// due says whether the watchdog should take a backup and verify one: whenever the
+// record is not healthy and another attempt may mend it. A backup: none yet, the newest
+// good one older than the readiness limit, or the newest attempt failed (a failed backup
+// writes no file, so hourly retries cost no room). A verification: a good backup exists
+// and no verification passed, the newest passed one is too old, or the newest one failed
+// (a passing retry proves the failure was passing; a dump that really is damaged keeps
+// failing, visibly, until the next backup gives a new dump to verify).
 func due(r store.BackupRuns, now time.Time, maxAge, verifyMaxAge time.Duration) (backup, verify bool) {
-	backup = r.LastGoodBackup == nil || now.Sub(r.LastGoodBackup.FinishedAt) > maxAge
-	switch {
-	case r.LastGoodBackup == nil:
-		verify = false // nothing to verify yet
-	case r.LastGoodVerify == nil || now.Sub(r.LastGoodVerify.FinishedAt) > verifyMaxAge:
-		verify = true
-	case !r.LastVerify.OK && r.LastGoodBackup.FinishedAt.After(r.LastVerify.FinishedAt):
-		verify = true
-	}
+	backup = r.LastGoodBackup == nil || now.Sub(r.LastGoodBackup.FinishedAt) > maxAge ||
+		(r.LastBackup != nil && !r.LastBackup.OK)
+	verify = r.LastGoodBackup != nil && (r.LastGoodVerify == nil || now.Sub(r.LastGoodVerify.FinishedAt) > verifyMaxAge ||
+		(r.LastVerify != nil && !r.LastVerify.OK))
 	return backup, verify
 }

@@ -1,6 +1,7 @@
 package backup
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"slices"
@@ -134,8 +135,16 @@ func TestPruneAlwaysKeepsTheNewest(t *testing.T) {
 	if !slices.Equal(complete, all[:3]) {
 		t.Fatalf("kept %v, want the newest three %v", complete, all[:3])
 	}
-	if _, err := Prune(t.TempDir()+"/missing", now, 3, day); err != nil {
-		t.Fatalf("prune of a missing folder: %v", err)
+	// A mistyped folder is an error, not "nothing to prune".
+	missing := t.TempDir() + "/missing"
+	for _, f := range []func() error{
+		func() error { _, err := Prune(missing, now, 3, day); return err },
+		func() error { _, err := List(missing); return err },
+		func() error { _, err := Newest(missing); return err },
+	} {
+		if err := f(); !errors.Is(err, ErrNoFolder) || !strings.Contains(err.Error(), missing) || !strings.Contains(err.Error(), "--backup-dir") {
+			t.Errorf("missing folder: %v", err)
+		}
 	}
 }
 
@@ -157,14 +166,17 @@ func TestJudgeAndDue(t *testing.T) {
 		{"backup too old", store.BackupRuns{LastBackup: run(store.RunBackup, true, 40*time.Hour), LastGoodBackup: run(store.RunBackup, true, 40*time.Hour),
 			LastVerify: verified, LastGoodVerify: verified}, false, true, false},
 		{"last backup failed", store.BackupRuns{LastBackup: run(store.RunBackup, false, time.Hour), LastGoodBackup: run(store.RunBackup, true, 25*time.Hour),
-			LastVerify: verified, LastGoodVerify: verified}, false, false, false},
+			LastVerify: verified, LastGoodVerify: verified}, false, true, false},
 		{"never verified", store.BackupRuns{LastBackup: good, LastGoodBackup: good}, false, false, true},
 		{"verification too old", store.BackupRuns{LastBackup: good, LastGoodBackup: good,
 			LastVerify: run(store.RunVerify, true, 9*24*time.Hour), LastGoodVerify: run(store.RunVerify, true, 9*24*time.Hour)}, false, false, true},
 		{"verification failed, newer dump since", store.BackupRuns{LastBackup: good, LastGoodBackup: good,
 			LastVerify: run(store.RunVerify, false, 3*time.Hour), LastGoodVerify: run(store.RunVerify, true, 5*24*time.Hour)}, false, false, true},
 		{"verification failed, no newer dump", store.BackupRuns{LastBackup: good, LastGoodBackup: good,
-			LastVerify: run(store.RunVerify, false, time.Hour), LastGoodVerify: run(store.RunVerify, true, 5*24*time.Hour)}, false, false, false},
+			LastVerify: run(store.RunVerify, false, time.Hour), LastGoodVerify: run(store.RunVerify, true, 5*24*time.Hour)}, false, false, true},
+		{"verification failed, never passed", store.BackupRuns{LastBackup: good, LastGoodBackup: good,
+			LastVerify: run(store.RunVerify, false, time.Hour)}, false, false, true},
+		{"backups failing, never one good", store.BackupRuns{LastBackup: run(store.RunBackup, false, time.Hour)}, false, true, false},
 	} {
 		ok, detail := judge(tc.r, now, 36*time.Hour, 8*24*time.Hour)
 		b, v := due(tc.r, now, 36*time.Hour, 8*24*time.Hour)

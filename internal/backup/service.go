@@ -6,11 +6,38 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"path/filepath"
 	"strings"
 	"time"
 
 	"debate/internal/store"
 )
+
+// Stopped says why err happened when it came from a context that ended: the time limit
+// (ctx's deadline, set from --backup-timeout) or an interruption (parent cancelled, as
+// by SIGINT or SIGTERM). Other errors are returned as they are.
+func Stopped(parent, ctx context.Context, timeout time.Duration, err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case parent.Err() != nil:
+		return &stopError{why: "interrupted", err: err}
+	case errors.Is(ctx.Err(), context.DeadlineExceeded):
+		return &stopError{why: fmt.Sprintf("took longer than --backup-timeout (%s)", timeout), err: err}
+	}
+	return err
+}
+
+type stopError struct {
+	why string
+	err error
+}
+
+func (e *stopError) Error() string {
+	return "backup: " + e.why + ": " + strings.TrimPrefix(e.err.Error(), "backup: ")
+}
+
+func (e *stopError) Unwrap() error { return e.err }
 
 // runHistory is the least time the record of backup runs is kept.
 const runHistory = 90 * 24 * time.Hour
@@ -18,15 +45,16 @@ const runHistory = 90 * 24 * time.Hour
 // Backup takes a backup, records the outcome in the database and prunes old backups.
 // A refusal because another backup is running (ErrBusy) is not recorded: that other
 // backup's outcome is the one that counts.
-func (s *Service) Backup(ctx context.Context) (*DumpResult, []string, error) {
-	ctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
+func (s *Service) Backup(parent context.Context) (*DumpResult, []string, error) {
+	ctx, cancel := context.WithTimeout(parent, s.cfg.Timeout)
 	defer cancel()
 	start := time.Now()
 	res, err := Dump(ctx, s.store, s.cfg.Dir, s.cfg.PGBin)
+	err = Stopped(parent, ctx, s.cfg.Timeout, err)
 	if errors.Is(err, ErrBusy) {
 		return nil, nil, err
 	}
-	run := store.BackupRun{Kind: store.RunBackup, OK: err == nil, StartedAt: start, Host: s.host}
+	run := store.BackupRun{Kind: store.RunBackup, Dir: s.cfg.Dir, OK: err == nil, StartedAt: start, Host: s.host}
 	if err != nil {
 		run.Message = err.Error()
 		s.logger.Error("backup failed", slog.String("dir", s.cfg.Dir), slog.String("error", err.Error()))
@@ -62,14 +90,21 @@ func (s *Service) Backup(ctx context.Context) (*DumpResult, []string, error) {
 
 // Verify verifies the dump at path (empty: the newest) by restoring it into a scratch
 // database, and records the outcome in the database.
-func (s *Service) Verify(ctx context.Context, path string) (*VerifyResult, error) {
-	ctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
+func (s *Service) Verify(parent context.Context, path string) (*VerifyResult, error) {
+	ctx, cancel := context.WithTimeout(parent, s.cfg.Timeout)
 	defer cancel()
 	start := time.Now()
 	res, err := Verify(ctx, s.store, s.cfg.Dir, path, s.cfg.PGBin)
-	run := store.BackupRun{Kind: store.RunVerify, OK: err == nil, StartedAt: start, Host: s.host}
+	err = Stopped(parent, ctx, s.cfg.Timeout, err)
+	run := store.BackupRun{Kind: store.RunVerify, Dir: s.cfg.Dir, OK: err == nil, StartedAt: start, Host: s.host}
 	if res != nil && res.Entry.Path != "" {
 		run.File, run.Size = res.Entry.Name(), res.Entry.Size
+		run.Dir = filepath.Dir(res.Entry.Path) // a file given by path may lie elsewhere
+	} else if path != "" {
+		// Not even found: judged with the folder the path names, not the server's.
+		if abs, aerr := filepath.Abs(path); aerr == nil {
+			run.Dir = filepath.Dir(abs)
+		}
 	}
 	if err != nil {
 		run.Message = err.Error()
@@ -112,7 +147,7 @@ func sumRows(m map[string]int64) int64 {
 // is younger than MaxAge, and the newest verification passed and is younger than
 // VerifyMaxAge. detail says what is wrong (or what is right), for readiness.
 func (s *Service) Health(ctx context.Context) (ok bool, detail string) {
-	runs, err := s.store.LatestBackupRuns(ctx)
+	runs, err := s.store.LatestBackupRuns(ctx, s.cfg.Dir)
 	if err != nil {
 		return false, "cannot read the backup record: " + firstLine(err)
 	}
@@ -159,7 +194,7 @@ func firstLine(err error) string {
 // WriteMetrics writes the backup gauges in the Prometheus text format, for /metrics.
 // Timestamps are Unix seconds; a gauge whose run never happened is left out.
 func (s *Service) WriteMetrics(ctx context.Context, w io.Writer) error {
-	runs, err := s.store.LatestBackupRuns(ctx)
+	runs, err := s.store.LatestBackupRuns(ctx, s.cfg.Dir)
 	if err != nil {
 		return err
 	}

@@ -90,9 +90,12 @@ type readyBody struct {
 	Error  *errorDetail     `json:"error,omitempty"`
 }
 
-// handleReady is 200 only when the database answers, its schema is current, the build
-// tools are installed and (when enabled) backups are recent and verified; otherwise 503
-// naming the failed checks.
+// handleReady is 200 when the database answers, its schema is current and the build
+// tools are installed; otherwise 503 naming the failed checks. Backups (when enabled)
+// are shown as a check too, but a failing one makes the status "degraded", still 200:
+// this server serves as well as before, and taking every server out of a load balancer
+// over a missed backup would turn a backup problem into an outage. Alerts on backups go
+// by /metrics (debate_backup_healthy).
 func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) error {
 	ctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)
 	defer cancel()
@@ -125,12 +128,15 @@ func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) error {
 	}
 
 	names := []string{"database", "migrations", "build_tools"}
+	state := "ready"
 	if s.backups != nil {
-		// A backup that fails, or was never proven by a restore, fails readiness: silent
-		// backup failures are found out only when the backup is needed.
+		// A backup that fails, or was never proven by a restore, is shown here, not
+		// hidden: silent backup failures are found out only when the backup is needed.
 		ok, detail := s.backups.Health(ctx)
 		checks["backups"] = check{OK: ok, Detail: detail}
-		names = append(names, "backups")
+		if !ok {
+			state = "degraded"
+		}
 	}
 
 	var failed []string
@@ -140,7 +146,7 @@ func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) error {
 		}
 	}
 	if len(failed) == 0 {
-		writeJSON(w, http.StatusOK, readyBody{Status: "ready", Checks: checks})
+		writeJSON(w, http.StatusOK, readyBody{Status: state, Checks: checks})
 		return nil
 	}
 	status, d := statusOf(fmt.Errorf("%w: failed checks: %s", ErrNotReady, strings.Join(failed, ", ")))

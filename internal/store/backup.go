@@ -293,6 +293,7 @@ const (
 // BackupRun is one recorded backup or verification.
 type BackupRun struct {
 	Kind       string // RunBackup or RunVerify
+	Dir        string // the dump's folder, absolute: runs are judged per folder
 	OK         bool
 	StartedAt  time.Time
 	FinishedAt time.Time
@@ -309,9 +310,9 @@ func (s *Store) RecordBackupRun(ctx context.Context, r BackupRun) error {
 		return fmt.Errorf("store: backup run kind %q: want %q or %q", r.Kind, RunBackup, RunVerify)
 	}
 	_, err := s.pool.Exec(ctx, `INSERT INTO backup_runs
-		(kind, ok, started_at, finished_at, duration_ms, file, size_bytes, message, host)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
-		r.Kind, r.OK, r.StartedAt, r.FinishedAt, r.Duration.Milliseconds(), r.File, r.Size, r.Message, r.Host)
+		(kind, ok, started_at, finished_at, duration_ms, file, size_bytes, message, host, dir)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
+		r.Kind, r.OK, r.StartedAt, r.FinishedAt, r.Duration.Milliseconds(), r.File, r.Size, r.Message, r.Host, r.Dir)
 	if err != nil {
 		return fmt.Errorf("store: record %s run: %w", r.Kind, err)
 	}
@@ -319,11 +320,11 @@ func (s *Store) RecordBackupRun(ctx context.Context, r BackupRun) error {
 }
 
 // PruneBackupRuns deletes the records of runs that finished before before, except the
-// newest success and the newest failure of each kind (which readiness and metrics judge
-// by). It returns how many it deleted.
+// newest success and the newest failure of each kind in each folder (which readiness and
+// metrics judge by). It returns how many it deleted.
 func (s *Store) PruneBackupRuns(ctx context.Context, before time.Time) (int64, error) {
 	tag, err := s.pool.Exec(ctx, `DELETE FROM backup_runs WHERE finished_at < $1 AND id NOT IN (
-		SELECT DISTINCT ON (kind, ok) id FROM backup_runs ORDER BY kind, ok, finished_at DESC)`, before)
+		SELECT DISTINCT ON (dir, kind, ok) id FROM backup_runs ORDER BY dir, kind, ok, finished_at DESC)`, before)
 	if err != nil {
 		return 0, fmt.Errorf("store: prune backup runs: %w", err)
 	}
@@ -336,19 +337,20 @@ type BackupRuns struct {
 	LastVerify, LastGoodVerify *BackupRun
 }
 
-// LatestBackupRuns reads the newest success and the newest failure of each kind.
-func (s *Store) LatestBackupRuns(ctx context.Context) (BackupRuns, error) {
+// LatestBackupRuns reads the newest success and the newest failure of each kind, of the
+// dumps in the folder dir.
+func (s *Store) LatestBackupRuns(ctx context.Context, dir string) (BackupRuns, error) {
 	var out BackupRuns
 	rows, err := s.pool.Query(ctx, `SELECT DISTINCT ON (kind, ok)
-		kind, ok, started_at, finished_at, duration_ms, file, size_bytes, message, host
-		FROM backup_runs ORDER BY kind, ok, finished_at DESC`)
+		kind, ok, started_at, finished_at, duration_ms, file, size_bytes, message, host, dir
+		FROM backup_runs WHERE dir = $1 ORDER BY kind, ok, finished_at DESC`, dir)
 	if err != nil {
 		return out, fmt.Errorf("store: read backup runs: %w", err)
 	}
 	var runs []BackupRun
 	var r BackupRun
 	var ms int64
-	if _, err := pgx.ForEachRow(rows, []any{&r.Kind, &r.OK, &r.StartedAt, &r.FinishedAt, &ms, &r.File, &r.Size, &r.Message, &r.Host}, func() error {
+	if _, err := pgx.ForEachRow(rows, []any{&r.Kind, &r.OK, &r.StartedAt, &r.FinishedAt, &ms, &r.File, &r.Size, &r.Message, &r.Host, &r.Dir}, func() error {
 		r.Duration = time.Duration(ms) * time.Millisecond
 		runs = append(runs, r)
 		return nil
