@@ -266,8 +266,8 @@ func BackupFlags(fs *flag.FlagSet, env Env, restore bool) func() (*BackupCommand
 		backupFlags(fs, &br, backupForCommand, "folder of the dumps (--dir for short)")
 	}
 	if restore {
-		fs.BoolVar(&c.Force, "force", false, "restore into a database that is not empty: everything in it is dropped first (command line only: the variable is ignored)")
-		fs.BoolVar(&c.SkipChecksum, "skip-checksum", false, "restore a dump that has no .sha256 file next to it (command line only: the variable is ignored)")
+		fs.BoolVar(&c.Force, "force", false, "restore into a database that is not empty: everything in it is dropped first (command line only; no variable sets it)")
+		fs.BoolVar(&c.SkipChecksum, "skip-checksum", false, "restore a dump that has no .sha256 file next to it (command line only; no variable sets it)")
 	}
 	return func() (*BackupCommand, error) {
 		var errs []error
@@ -324,10 +324,8 @@ func ParseFlagsArgs(fs *flag.FlagSet, args []string, env Env, maxArgs int) ([]st
 			flagArgs = append(flagArgs, args[i])
 		}
 	}
-	// Destructive or unsafe choices are made on the command line, each time: a variable
-	// left in an environment must not make every later restore drop a database.
 	cmdLineOnly := func(name string) (string, bool) {
-		if name == EnvName("force") || name == EnvName("skip-checksum") {
+		if name == EnvName("force") || name == EnvName("skip-checksum") { // see commandLineOnly
 			return "", false
 		}
 		return env(name)

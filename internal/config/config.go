@@ -150,6 +150,15 @@ func Usage(w io.Writer, fs *flag.FlagSet) {
 		if f.DefValue != "" && f.DefValue != "false" && f.DefValue != "0" {
 			def = " (default " + f.DefValue + ")"
 		}
-		fmt.Fprintf(w, "  --%s\n        %s%s  [$%s]\n", f.Name, f.Usage, def, EnvName(f.Name))
+		env := "  [$" + EnvName(f.Name) + "]"
+		if commandLineOnly(f.Name) {
+			env = ""
+		}
+		fmt.Fprintf(w, "  --%s\n        %s%s%s\n", f.Name, f.Usage, def, env)
 	})
 }
+
+// commandLineOnly are the flags no variable sets: destructive or unsafe choices are made
+// on the command line, each time (a variable left in an environment must not make every
+// later restore drop a database).
+func commandLineOnly(name string) bool { return name == "force" || name == "skip-checksum" }
