@@ -150,6 +150,9 @@ func backupList(dir string, stdout, stderr io.Writer) int {
 	}
 	for _, e := range entries {
 		state := ""
+		if e.Future(time.Now()) {
+			state = "  DATED IN THE FUTURE (a wrong clock or a renamed copy; never picked as the newest)"
+		}
 		if !e.Complete {
 			state = "  INCOMPLETE (interrupted; never restored or verified)"
 		}

@@ -162,19 +162,37 @@ func List(dir string) ([]Entry, error) {
 	return out, nil
 }
 
-// Newest is the newest complete backup in dir.
+// futureSlack is how far ahead of this machine's clock a backup's name may be dated and
+// still count as the newest: more means a clock that was wrong, or a renamed copy.
+const futureSlack = 24 * time.Hour
+
+// Newest is the newest complete backup in dir. Backups dated more than a day ahead of
+// the clock are passed over: they would otherwise stay "the newest" until that date, and
+// the verification would keep checking them instead of the backups being taken now.
 func Newest(dir string) (Entry, error) {
 	es, err := List(dir)
 	if err != nil {
 		return Entry{}, err
 	}
+	var future []string
 	for _, e := range es {
-		if e.Complete {
+		switch {
+		case !e.Complete:
+		case e.Future(time.Now()):
+			future = append(future, e.Name())
+		default:
 			return e, nil
 		}
 	}
+	if len(future) > 0 {
+		return Entry{}, fmt.Errorf("backup: %w in %s: only backups dated in the future (%s; is the clock right?), which are passed over",
+			ErrNoBackups, dir, strings.Join(future, ", "))
+	}
 	return Entry{}, fmt.Errorf("backup: %w in %s (take one with: debate backup)", ErrNoBackups, dir)
 }
+
+// Future reports whether the backup's name dates it more than a day after now.
+func (e Entry) Future(now time.Time) bool { return e.Time.After(now.Add(futureSlack)) }
 
 // ReadManifest reads the manifest of the dump at path.
 func ReadManifest(dump string) (*Manifest, error) {

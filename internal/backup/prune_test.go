@@ -243,3 +243,18 @@ func TestBackupPrunesOldRunRecords(t *testing.T) {
 		t.Fatalf("records after the backup: %q, want %q", files, want)
 	}
 }
+
+// A backup dated far ahead (a wrong clock, a renamed copy) is never the newest, so the
+// verification checks the backups being taken now.
+func TestNewestPassesOverBackupsDatedInTheFuture(t *testing.T) {
+	dir := t.TempDir()
+	now := time.Now().UTC()
+	future := put(t, dir, time.Date(2099, 12, 31, 0, 0, 0, 0, time.UTC), 0, true)
+	if _, err := Newest(dir); !errors.Is(err, ErrNoBackups) || !strings.Contains(err.Error(), filepath.Base(future)) {
+		t.Fatalf("only a future-dated backup: %v", err)
+	}
+	soon := put(t, dir, now.Add(time.Hour).Truncate(time.Second), 0, true) // a clock a little ahead: counts
+	if e, err := Newest(dir); err != nil || e.Path != soon {
+		t.Fatalf("newest %v %v, want %s", e.Path, err, soon)
+	}
+}
