@@ -99,6 +99,29 @@ func TestBackupVerifyRestoreCommands(t *testing.T) {
 		t.Fatalf("restored notes: %d %q %v", n, last, err)
 	}
 
+	// A dump made by hand has neither checksum file nor manifest: restore says how to
+	// take it anyway, and then that nothing about its content was checked.
+	bare := filepath.Join(t.TempDir(), "by-hand.dump")
+	b, _ = os.ReadFile(dump)
+	os.WriteFile(bare, b, 0o600)
+	bareURL, err := cluster.CreateDatabase(ctx, "bare")
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, _, errs = run(runRestore, bare, "--database-url", bareURL)
+	if code != 1 || !strings.Contains(errs, "no checksum file") || !strings.Contains(errs, "--skip-checksum") {
+		t.Fatalf("restore of a dump without a checksum: exit %d\n%s", code, errs)
+	}
+	code, _, errs = run(runRestore, bare, "--database-url", bareURL, "--skip-checksum")
+	if code != 0 || !strings.Contains(errs, "nothing about the dump's content was checked") {
+		t.Fatalf("restore --skip-checksum: exit %d\n%s", code, errs)
+	}
+
+	// A mistyped folder is an error, not an empty list.
+	if code, _, errs = run(runBackup, "list", "--dir", dir+"-typo"); code != 1 || !strings.Contains(errs, "does not exist") {
+		t.Fatalf("list of a missing folder: exit %d %s", code, errs)
+	}
+
 	// Usage errors are exit 2 and name the problem.
 	if code, _, errs = run(runRestore); code != 2 || !strings.Contains(errs, "debate restore FILE") {
 		t.Fatalf("restore without a file: exit %d %s", code, errs)

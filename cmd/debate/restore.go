@@ -53,13 +53,13 @@ func runRestore(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	err = backup.Stopped(ctx, rctx, cfg.Backup.Timeout, err)
 	if err != nil {
 		fmt.Fprintf(stderr, "debate restore: FAILED: %s\n", strings.TrimPrefix(err.Error(), "backup: "))
-		if errors.Is(err, backup.ErrIncomplete) && strings.Contains(err.Error(), "no checksum file") {
+		if errors.Is(err, backup.ErrNoChecksum) {
 			fmt.Fprintln(stderr, "  a dump made by hand (pg_dump -Fc) has none: if you know it is whole, restore it with --skip-checksum")
 		}
 		return exitCode(err)
 	}
-	if cfg.SkipChecksum && !res.Checked {
-		fmt.Fprintln(stderr, "debate restore: warning: --skip-checksum and no manifest: nothing about the dump's content was checked")
+	if !res.ChecksumChecked && !res.Checked {
+		fmt.Fprintln(stderr, "debate restore: warning: no checksum file and no manifest: nothing about the dump's content was checked")
 	}
 	if len(res.Replaced) > 0 {
 		fmt.Fprintf(stdout, "--force: dropped what the database held (%s)\n", strings.Join(res.Replaced, ", "))

@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"errors"
 	"io"
 	"log/slog"
 	"net"
@@ -17,8 +16,6 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/jackc/pgx/v5"
 
 	"debate/internal/backup"
 	"debate/internal/pgtest"
@@ -223,8 +220,8 @@ func TestServerBacksUpWhileAWorkerLeads(t *testing.T) {
 	}
 	defer st.Close()
 	leader := func() string {
-		var id string
-		if err := st.Pool().QueryRow(ctx, `SELECT leader_id FROM river_leader`).Scan(&id); err != nil && !errors.Is(err, pgx.ErrNoRows) {
+		id, err := st.RiverLeader(ctx)
+		if err != nil {
 			t.Fatal(err)
 		}
 		return id

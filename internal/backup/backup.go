@@ -42,6 +42,9 @@ var (
 	ErrNoFolder = errors.New("no such backup folder")
 	// ErrIncomplete means a backup lacks its checksum file or manifest.
 	ErrIncomplete = errors.New("backup is incomplete")
+	// ErrNoChecksum means a dump has no checksum file (it is also ErrIncomplete): an
+	// interrupted backup, or a dump made by hand, which restore takes with --skip-checksum.
+	ErrNoChecksum = fmt.Errorf("%w: no checksum file", ErrIncomplete)
 	// ErrCorrupt means a dump does not match its checksum: truncated or damaged.
 	ErrCorrupt = errors.New("backup is corrupted")
 	// ErrMismatch means a restored dump differs from what was recorded when it was taken.
@@ -194,6 +197,15 @@ func Newest(dir string) (Entry, error) {
 // Future reports whether the backup's name dates it more than a day after now.
 func (e Entry) Future(now time.Time) bool { return e.Time.After(now.Add(futureSlack)) }
 
+// wrapped is an error whose message is its own but which is also err (a sentinel).
+type wrapped struct {
+	err error
+	msg string
+}
+
+func (e *wrapped) Error() string { return e.msg }
+func (e *wrapped) Unwrap() error { return e.err }
+
 // ReadManifest reads the manifest of the dump at path.
 func ReadManifest(dump string) (*Manifest, error) {
 	b, err := os.ReadFile(manifestPath(dump))
@@ -219,8 +231,8 @@ func ReadManifest(dump string) (*Manifest, error) {
 func readChecksum(dump string) (string, error) {
 	b, err := os.ReadFile(checksumPath(dump))
 	if errors.Is(err, os.ErrNotExist) {
-		return "", fmt.Errorf("backup: %w: %s has no checksum file %s (an interrupted backup?)",
-			ErrIncomplete, filepath.Base(dump), filepath.Base(checksumPath(dump)))
+		return "", &wrapped{err: ErrNoChecksum, msg: fmt.Sprintf("backup: %v: %s has no checksum file %s (an interrupted backup?)",
+			ErrIncomplete, filepath.Base(dump), filepath.Base(checksumPath(dump)))}
 	}
 	if err != nil {
 		return "", fmt.Errorf("backup: read checksum: %w", err)

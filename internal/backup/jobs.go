@@ -56,17 +56,19 @@ func (VerifyArgs) InsertOpts() river.InsertOpts {
 
 // WatchdogArgs is the hourly (and at start-up) check that takes an overdue backup or
 // verification: after downtime over the scheduled hour, on a fresh installation, or
-// once a new dump exists after a failed verification.
+// after a failed run (see due).
 type WatchdogArgs struct {
-	Slot time.Time `json:"slot,omitzero"` // as in BackupArgs
+	Slot time.Time `json:"slot,omitzero"` // when it was due, for the record
 }
 
 // Kind names the job in River.
 func (WatchdogArgs) Kind() string { return "debate_backup_watchdog" }
 
-// InsertOpts puts the job in the backup queue.
+// InsertOpts puts the job in the backup queue, one unfinished at a time: a watchdog stuck
+// behind a long dump (a stalled disk, up to --backup-timeout) is not joined by one more
+// every hour, to run back to back once the dump ends.
 func (WatchdogArgs) InsertOpts() river.InsertOpts {
-	return river.InsertOpts{Queue: Queue, MaxAttempts: 1}
+	return river.InsertOpts{Queue: Queue, MaxAttempts: 1, UniqueOpts: jobs.OnceAtATime()}
 }
 
 // Register adds the backup workers (the Register of a jobs.Extension).
@@ -99,20 +101,25 @@ type every time.Duration
 
 func (d every) Next(t time.Time) time.Time { return t.Truncate(time.Duration(d)).Add(time.Duration(d)) }
 
-// recurring is one scheduled job: when, and its arguments for an occurrence.
+// recurring is one scheduled job: when, its arguments for an occurrence, and the insert
+// options that make servers enqueue each occurrence once.
 type recurring struct {
 	name string
 	when Schedule
 	args func(slot time.Time) river.JobArgs
+	opts *river.InsertOpts
 }
 
 // defaultPlan is the schedule of cfg: the daily backup (At), the verification
 // (VerifyAt, weekly by default) and the hourly watchdog.
 func defaultPlan(cfg config.Backup) []recurring {
+	// Each occurrence once: the slot is in the arguments.
+	perSlot := &river.InsertOpts{UniqueOpts: river.UniqueOpts{ByArgs: true}}
 	return []recurring{
-		{"backup", cfg.At, func(t time.Time) river.JobArgs { return BackupArgs{Slot: t} }},
-		{"verification", cfg.VerifyAt, func(t time.Time) river.JobArgs { return VerifyArgs{Slot: t} }},
-		{"watchdog", every(watchdogEvery), func(t time.Time) river.JobArgs { return WatchdogArgs{Slot: t} }},
+		{"backup", cfg.At, func(t time.Time) river.JobArgs { return BackupArgs{Slot: t} }, perSlot},
+		{"verification", cfg.VerifyAt, func(t time.Time) river.JobArgs { return VerifyArgs{Slot: t} }, perSlot},
+		// Its own options: one unfinished at a time, whatever its slot.
+		{"watchdog", every(watchdogEvery), func(t time.Time) river.JobArgs { return WatchdogArgs{Slot: t} }, nil},
 	}
 }
 
@@ -128,7 +135,8 @@ const scheduleRetry = 15 * time.Second
 // schedule; backups then stopped for as long as it led. The schedule lives with the
 // processes that do the work instead. When several servers have the folder, each
 // enqueues every occurrence; the occurrence's time is in the job's arguments and the
-// insert is unique by arguments, so the job runs once.
+// insert is unique by arguments, so the job runs once (the watchdog: at most one waiting
+// or running, whoever enqueued it).
 func (s *Service) RunSchedule(ctx context.Context, insert jobs.Inserter) {
 	if _, err := insert(ctx, WatchdogArgs{Slot: time.Now().UTC()}, nil); err != nil && ctx.Err() == nil {
 		s.logger.Warn("could not enqueue the start-up backup watchdog; the hourly one follows", slog.String("error", err.Error()))
@@ -140,7 +148,6 @@ func (s *Service) RunSchedule(ctx context.Context, insert jobs.Inserter) {
 	for i, r := range plan {
 		next[i] = r.when.Next(now)
 	}
-	unique := &river.InsertOpts{UniqueOpts: river.UniqueOpts{ByArgs: true}}
 	timer := time.NewTimer(0)
 	defer timer.Stop()
 	for {
@@ -161,7 +168,7 @@ func (s *Service) RunSchedule(ctx context.Context, insert jobs.Inserter) {
 				continue
 			}
 			slot := next[i].UTC()
-			res, err := insert(ctx, r.args(slot), unique)
+			res, err := insert(ctx, r.args(slot), r.opts)
 			if err != nil {
 				if ctx.Err() != nil {
 					return
@@ -172,7 +179,7 @@ func (s *Service) RunSchedule(ctx context.Context, insert jobs.Inserter) {
 				continue
 			}
 			if res.UniqueSkippedAsDuplicate {
-				s.logger.Debug("scheduled backup job already enqueued by another server", slog.String("job", r.name), slog.Time("slot", slot))
+				s.logger.Debug("scheduled backup job already enqueued (by another server, or still waiting)", slog.String("job", r.name), slog.Time("slot", slot))
 			} else {
 				s.logger.Info("scheduled backup job enqueued", slog.String("job", r.name), slog.Time("slot", slot))
 			}
@@ -256,17 +263,32 @@ func (w *watchdogWorker) Work(ctx context.Context, _ *river.Job[WatchdogArgs]) e
 	return nil
 }
 
-// due says whether the watchdog should take a backup and verify one: whenever the
-// record is not healthy and another attempt may mend it. A backup: none yet, the newest
-// good one older than the readiness limit, or the newest attempt failed (a failed backup
-// writes no file, so hourly retries cost no room). A verification: a good backup exists
-// and no verification passed, the newest passed one is too old, or the newest one failed
-// (a passing retry proves the failure was passing; a dump that really is damaged keeps
-// failing, visibly, until the next backup gives a new dump to verify).
+// retryFailedAfter is how long after a failed backup or verification the watchdog tries
+// again. Hourly would repeat a full dump or restore every hour while the cause lasts (a
+// database server without room for the scratch copy fills its disk each time); daily
+// would leave the failure standing until the next scheduled run.
+const retryFailedAfter = 3 * time.Hour
+
+// due says whether the watchdog should take a backup and verify one: whenever the record
+// is not healthy and another attempt may mend it. A backup: none yet, or the newest good
+// one older than the readiness limit; after a failed attempt, once retryFailedAfter has
+// passed. A verification: a good backup exists and no verification passed or the newest
+// passed one is too old; after a failed one, as soon as a newer dump exists (a damaged
+// dump stays damaged) or once retryFailedAfter has passed (the cause may have gone).
 func due(r store.BackupRuns, now time.Time, maxAge, verifyMaxAge time.Duration) (backup, verify bool) {
-	backup = r.LastGoodBackup == nil || now.Sub(r.LastGoodBackup.FinishedAt) > maxAge ||
-		(r.LastBackup != nil && !r.LastBackup.OK)
-	verify = r.LastGoodBackup != nil && (r.LastGoodVerify == nil || now.Sub(r.LastGoodVerify.FinishedAt) > verifyMaxAge ||
-		(r.LastVerify != nil && !r.LastVerify.OK))
+	if r.LastBackup != nil && !r.LastBackup.OK {
+		backup = now.Sub(r.LastBackup.FinishedAt) >= retryFailedAfter
+	} else {
+		backup = r.LastGoodBackup == nil || now.Sub(r.LastGoodBackup.FinishedAt) > maxAge
+	}
+	switch {
+	case r.LastGoodBackup == nil:
+		verify = false // nothing to verify yet
+	case r.LastVerify != nil && !r.LastVerify.OK:
+		verify = r.LastGoodBackup.FinishedAt.After(r.LastVerify.FinishedAt) ||
+			now.Sub(r.LastVerify.FinishedAt) >= retryFailedAfter
+	default:
+		verify = r.LastGoodVerify == nil || now.Sub(r.LastGoodVerify.FinishedAt) > verifyMaxAge
+	}
 	return backup, verify
 }

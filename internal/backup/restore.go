@@ -26,6 +26,9 @@ type RestoreResult struct {
 	Manifest *Manifest // nil when the dump came without one
 	// Replaced lists (up to a few) relations that were in the database before --force.
 	Replaced []string
+	// ChecksumChecked is true when the dump matched its checksum file (false only with
+	// SkipChecksum and no such file).
+	ChecksumChecked bool
 	// Checked is true when the row counts and schema version were compared with the
 	// manifest after restoring, and matched.
 	Checked  bool
@@ -44,10 +47,11 @@ func Restore(ctx context.Context, st *store.Store, path string, opts RestoreOpti
 		return nil, err
 	}
 	res := &RestoreResult{Entry: e}
-	f, m, err := openChecked(e.Path, opts.SkipChecksum)
+	f, m, summed, err := openChecked(e.Path, opts.SkipChecksum)
 	if err != nil {
 		return res, err
 	}
+	res.ChecksumChecked = summed
 	defer f.Close()
 	res.Manifest = m
 

@@ -2,6 +2,7 @@ package backup
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -40,7 +41,7 @@ func Verify(ctx context.Context, st *store.Store, dir, path, pgBin string) (*Ver
 		return nil, err
 	}
 	res := &VerifyResult{Entry: e}
-	f, m, err := openChecked(e.Path, false)
+	f, m, _, err := openChecked(e.Path, false)
 	if err != nil {
 		return res, err
 	}
@@ -142,20 +143,20 @@ func resolveEntry(dir, path string) (Entry, error) {
 
 // openChecked opens a dump after checking it against its checksum file; the manifest is
 // read too (nil when absent and allowed). skipMissingChecksum accepts a dump without a
-// checksum file; a checksum file that disagrees is always an error.
-func openChecked(path string, skipMissingChecksum bool) (*os.File, *Manifest, error) {
+// checksum file (summed is then false); a checksum file that disagrees is always an error.
+func openChecked(path string, skipMissingChecksum bool) (f *os.File, m *Manifest, summed bool, err error) {
 	m, merr := ReadManifest(path)
 	want, err := readChecksum(path)
 	switch {
 	case err == nil:
-	case skipMissingChecksum && os.IsNotExist(statErr(checksumPath(path))):
+	case skipMissingChecksum && errors.Is(err, ErrNoChecksum):
 		want = ""
 	default:
-		return nil, nil, err
+		return nil, nil, false, err
 	}
-	f, err := os.Open(path)
+	f, err = os.Open(path)
 	if err != nil {
-		return nil, nil, fmt.Errorf("backup: %w", err)
+		return nil, nil, false, fmt.Errorf("backup: %w", err)
 	}
 	if want != "" {
 		var size int64
@@ -164,21 +165,21 @@ func openChecked(path string, skipMissingChecksum bool) (*os.File, *Manifest, er
 		}
 		if err := checkSum(f, want, size); err != nil {
 			f.Close()
-			return nil, nil, err
+			return nil, nil, false, err
 		}
 	}
 	if merr != nil {
 		if os.IsNotExist(statErr(manifestPath(path))) {
-			return f, nil, nil
+			return f, nil, want != "", nil
 		}
 		f.Close()
-		return nil, nil, merr
+		return nil, nil, false, merr
 	}
 	if want != "" && m.SHA256 != "" && m.SHA256 != want {
 		f.Close()
-		return nil, nil, fmt.Errorf("backup: %w: the manifest and the checksum file of %s disagree", ErrCorrupt, filepath.Base(path))
+		return nil, nil, false, fmt.Errorf("backup: %w: the manifest and the checksum file of %s disagree", ErrCorrupt, filepath.Base(path))
 	}
-	return f, m, nil
+	return f, m, want != "", nil
 }
 
 func statErr(p string) error {

@@ -131,6 +131,15 @@ func ParseDays(s string) (time.Duration, error) {
 	return d, nil
 }
 
+// FormatDays writes d as ParseDays reads it: whole days as "7d", else as Go writes a
+// duration ("36h0m0s").
+func FormatDays(d time.Duration) string {
+	if d > 0 && d%(24*time.Hour) == 0 {
+		return strconv.Itoa(int(d/(24*time.Hour))) + "d"
+	}
+	return d.String()
+}
+
 type backupRaw struct {
 	dir, pgBin                      string
 	retention, maxAge, verifyMaxAge string
@@ -221,13 +230,13 @@ func (r *backupRaw) validate() (*Backup, error) {
 	}
 	// A limit shorter than the time between scheduled runs fails the check most of the
 	// time, by design of the settings rather than by any fault.
-	if b.MaxAge > 0 && b.MaxAge <= b.At.Interval() {
-		bad("backup-max-age", "%s is not longer than the time between scheduled backups (%s with --backup-at %q): the check would fail between them; want e.g. %s",
-			r.maxAge, b.At.Interval(), b.At, b.At.Interval()*3/2)
+	if b.MaxAge > 0 && b.MaxAge < b.At.Interval() {
+		bad("backup-max-age", "%s is shorter than the time between scheduled backups (%s with --backup-at %q): the check would fail between them; want e.g. %s",
+			r.maxAge, FormatDays(b.At.Interval()), b.At, FormatDays(b.At.Interval()*3/2))
 	}
-	if b.VerifyMaxAge > 0 && b.VerifyMaxAge <= b.VerifyAt.Interval() {
-		bad("backup-verify-max-age", "%s is not longer than the time between scheduled verifications (%s with --backup-verify-at %q); want e.g. %s",
-			r.verifyMaxAge, b.VerifyAt.Interval(), b.VerifyAt, b.VerifyAt.Interval()+24*time.Hour)
+	if b.VerifyMaxAge > 0 && b.VerifyMaxAge < b.VerifyAt.Interval() {
+		bad("backup-verify-max-age", "%s is shorter than the time between scheduled verifications (%s with --backup-verify-at %q); want e.g. %s",
+			r.verifyMaxAge, FormatDays(b.VerifyAt.Interval()), b.VerifyAt, FormatDays(b.VerifyAt.Interval()+24*time.Hour))
 	}
 	if r.timeout <= 0 {
 		bad("backup-timeout", "want a positive duration such as 2h, got %s", r.timeout)
@@ -325,7 +334,9 @@ func ParseFlagsArgs(fs *flag.FlagSet, args []string, env Env, maxArgs int) ([]st
 		}
 	}
 	cmdLineOnly := func(name string) (string, bool) {
-		if name == EnvName("force") || name == EnvName("skip-checksum") { // see commandLineOnly
+		blocked := false
+		fs.VisitAll(func(f *flag.Flag) { blocked = blocked || (commandLineOnly(f.Name) && EnvName(f.Name) == name) })
+		if blocked {
 			return "", false
 		}
 		return env(name)

@@ -16,14 +16,15 @@ import (
 const (
 	// QueueBuilds holds one job per queued build.
 	QueueBuilds = "builds"
-	// QueueMaintenance holds periodic and housekeeping jobs (retention, pin refresh,
-	// backups). Each worker process works it with a small fixed concurrency.
+	// QueueMaintenance holds periodic and housekeeping jobs (retention, pin refresh).
+	// Each worker process works it with a small fixed concurrency.
 	QueueMaintenance = "maintenance"
 )
 
-// Extension adds River work to every Debate worker process (`debate worker` and
-// `debate serve --workers N`). It is the registration point for packages above the
-// builder, such as backups (backup.Service.Extension):
+// Extension adds River work to the Debate processes given it (every process runs a
+// Worker: `debate worker`, and `debate serve` with any --workers, 0 included). It is the
+// registration point for packages above the builder, such as backups
+// (backup.Service.Extension, given only to servers with --backup-dir):
 //
 //	jobs.Extension{
 //		Name:     "backup",

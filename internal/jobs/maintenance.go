@@ -13,9 +13,10 @@ import (
 	"debate/internal/builder"
 )
 
-// onceAtATime keeps at most one unfinished job of a kind: a periodic job whose last run
-// is still going (or waiting) is not queued again.
-func onceAtATime() river.UniqueOpts {
+// OnceAtATime keeps at most one unfinished job of a kind (River UniqueOpts): a periodic
+// job whose last run is still going (or waiting) is not queued again, however many times
+// it is inserted.
+func OnceAtATime() river.UniqueOpts {
 	return river.UniqueOpts{ByState: []rivertype.JobState{rivertype.JobStateAvailable, rivertype.JobStatePending,
 		rivertype.JobStateRunning, rivertype.JobStateScheduled, rivertype.JobStateRetryable}}
 }
@@ -29,7 +30,7 @@ func (RetentionArgs) Kind() string { return "debate.retention" }
 // InsertOpts puts the job on the maintenance queue, once at a time.
 func (RetentionArgs) InsertOpts() river.InsertOpts {
 	return river.InsertOpts{Queue: QueueMaintenance, MaxAttempts: 3,
-		UniqueOpts: onceAtATime()}
+		UniqueOpts: OnceAtATime()}
 }
 
 type retentionWorker struct {
@@ -74,7 +75,7 @@ func (PinRefreshArgs) Kind() string { return "debate.pin-refresh" }
 // build work that queue, and a refresh (a resolve, seconds) is a small build.
 func (PinRefreshArgs) InsertOpts() river.InsertOpts {
 	return river.InsertOpts{Queue: QueueBuilds, MaxAttempts: 1,
-		UniqueOpts: onceAtATime()}
+		UniqueOpts: OnceAtATime()}
 }
 
 type pinRefreshWorker struct {

@@ -224,8 +224,7 @@ func (s *Service) Submit(ctx context.Context, r *recipe.Recipe, client string) (
 		return res.Job.ID, nil
 	})
 	if cl, ok := errors.AsType[*store.ClientLimitError](err); ok {
-		wait := max(time.Until(cl.Oldest.Add(s.opts.SubmitWindow)), time.Second)
-		return nil, &SubmitLimitError{Limit: s.opts.SubmitLimit, Window: s.opts.SubmitWindow, RetryAfter: wait}
+		return nil, &SubmitLimitError{Limit: s.opts.SubmitLimit, Window: s.opts.SubmitWindow, RetryAfter: max(cl.RetryAfter, time.Second)}
 	}
 	if err != nil {
 		return nil, err

@@ -9,6 +9,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"debate/internal/testenv"
 )
 
 // Harness shares one cluster between all the tests of a package: starting a cluster
@@ -53,7 +55,7 @@ func (h *Harness) Cluster(t testing.TB) *Cluster {
 	if err == nil {
 		err = errors.New("pgtest: Harness.Run was not called from TestMain")
 	}
-	if errors.Is(err, ErrNoBinaries) && os.Getenv("CI") != "true" {
+	if errors.Is(err, ErrNoBinaries) && !testenv.InCI() {
 		t.Skipf("needs PostgreSQL: %v", err)
 	}
 	t.Fatalf("needs PostgreSQL: %v", err)
@@ -124,7 +126,7 @@ func StartForTest(t testing.TB) *Cluster {
 	defer cancel()
 	c, err := Start(ctx, Options{})
 	if err != nil {
-		if errors.Is(err, ErrNoBinaries) && os.Getenv("CI") != "true" {
+		if errors.Is(err, ErrNoBinaries) && !testenv.InCI() {
 			t.Skipf("needs PostgreSQL: %v", err)
 		}
 		t.Fatalf("needs PostgreSQL: %v", err)

@@ -35,10 +35,11 @@ var (
 )
 
 // ClientLimitError says how many builds the client queued in the window (Count, the
-// limit) and when the oldest of them was queued: the window frees a place after it.
+// limit) and when the window frees a place (RetryAfter, by the database's clock, as the
+// window is).
 type ClientLimitError struct {
-	Count  int
-	Oldest time.Time
+	Count      int
+	RetryAfter time.Duration
 }
 
 func (e *ClientLimitError) Error() string {
@@ -206,14 +207,15 @@ func (s *Store) insertBuild(ctx context.Context, nb NewBuild, enqueue Enqueue) (
 	}
 	if nb.ClientLimit > 0 {
 		var n int
-		var oldest time.Time
-		if err := tx.QueryRow(ctx, `SELECT count(*), min(created_at) FROM builds
-			WHERE client = $1 AND created_at >= now() - make_interval(secs => $2)`,
-			nb.Client, nb.ClientWindow.Seconds()).Scan(&n, &oldest); err != nil {
+		var wait float64
+		if err := tx.QueryRow(ctx, `SELECT count(*),
+				extract(epoch FROM min(created_at) + make_interval(secs => $2) - now())::float8
+			FROM builds WHERE client = $1 AND created_at >= now() - make_interval(secs => $2)`,
+			nb.Client, nb.ClientWindow.Seconds()).Scan(&n, &wait); err != nil {
 			return nil, false, dbErr("count submissions", err)
 		}
 		if n > nb.ClientLimit { // n includes this one, which the rollback takes back
-			return nil, false, &ClientLimitError{Count: n - 1, Oldest: oldest}
+			return nil, false, &ClientLimitError{Count: n - 1, RetryAfter: time.Duration(wait * float64(time.Second))}
 		}
 	}
 	jobID, err := enqueue(ctx, tx, id)

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -126,4 +127,18 @@ func (s *Store) RemoveOldLogs(ctx context.Context, olderThan time.Duration, batc
 		return res, dbErr("retention", err)
 	}
 	return res, nil
+}
+
+// RiverLeader is the client id of River's elected leader among the worker processes ("":
+// none elected now). River schedules its periodic jobs from the leader alone.
+func (s *Store) RiverLeader(ctx context.Context) (string, error) {
+	var id string
+	err := s.pool.QueryRow(ctx, `SELECT leader_id FROM river_leader WHERE expires_at > now()`).Scan(&id)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return "", nil
+	}
+	if err != nil {
+		return "", dbErr("river leader", err)
+	}
+	return id, nil
 }
