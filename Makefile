@@ -39,13 +39,15 @@ run: deps build
 # redirects there). A private PostgreSQL cluster lives in .work/pg (kept between runs;
 # `make clean` removes it), migrations are applied at start, and the certificate comes
 # from a local CA in .work/state/ca: trust ca.pem there to silence the browser warning.
-# Ctrl-C drains the server and stops the database. Extra flags: make serve SERVE_FLAGS=...
+# The database is backed up into .work/backups (daily, verified weekly; at start when none
+# is there yet). Ctrl-C drains the server and stops the database. Extra flags: make serve
+# SERVE_FLAGS=...
 SERVE_FLAGS ?=
 serve: deps build
 	$(GO) build -o bin/devdb ./tools/devdb
 	bin/devdb --dir .work/pg -- $(BIN) serve --migrate-on-start --tls-self-signed \
 		--state-dir .work/state --listen localhost:8443 --http-listen localhost:8080 \
-		--workers 1 --cache-dir $(CACHE_DIR) \
+		--workers 1 --cache-dir $(CACHE_DIR) --backup-dir .work/backups \
 		--log-format text $(SERVE_FLAGS)
 
 # Every test, against real tools: ISO builds share one package cache for the run.
