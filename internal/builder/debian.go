@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -17,6 +18,7 @@ import (
 	"debate/internal/debian"
 	"debate/internal/recipe"
 	"debate/internal/sandbox"
+	"debate/internal/spelling"
 )
 
 // The Debian back end. Packages are resolved and downloaded with apt against a private
@@ -239,22 +241,7 @@ func (i *index) find(name, version string) (debian.Paragraph, bool) {
 }
 
 // suggest returns the closest real package name, if one is close enough to be a typo.
-func (i *index) suggest(name string) string {
-	best, bestD := "", 3
-	if len(name) > 8 {
-		bestD = 4
-	}
-	for n := range i.real {
-		if abs(len(n)-len(name)) > bestD {
-			continue
-		}
-		// Ties go to the alphabetically first name, so that the suggestion is stable.
-		if d := debian.EditDistance(name, n, bestD+1); d < bestD || (d == bestD && best != "" && n < best) {
-			best, bestD = n, d
-		}
-	}
-	return best
-}
+func (i *index) suggest(name string) string { return spelling.Nearest(name, maps.Keys(i.real)) }
 
 // download resolves the exact package set with apt (as mmdebstrap's minbase variant would
 // install it, plus the base and recipe packages), fetches the files into the cache, and
@@ -572,11 +559,4 @@ func appendUnique(s []string, v string) []string {
 		}
 	}
 	return append(s, v)
-}
-
-func abs(n int) int {
-	if n < 0 {
-		return -n
-	}
-	return n
 }

@@ -5,9 +5,12 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"maps"
 	"slices"
 	"sort"
 	"strings"
+
+	"debate/internal/spelling"
 )
 
 // Package is one binary package version of a Packages index, reduced to what checking
@@ -364,48 +367,4 @@ func (x *Index) Names() []string {
 
 // Suggest returns the closest real package name to a misspelt one, or "" when none is
 // close enough to be a typo.
-func (x *Index) Suggest(name string) string {
-	limit := 3
-	if len(name) > 8 {
-		limit = 4
-	}
-	best, bestD := "", limit
-	for n := range x.byName {
-		if d := len(n) - len(name); d > bestD || -d > bestD {
-			continue
-		}
-		d := EditDistance(name, n, bestD+1)
-		// Ties go to the alphabetically first name, so that the answer is stable.
-		if d < limit && (d < bestD || (d == bestD && n < best)) {
-			best, bestD = n, d
-		}
-	}
-	return best
-}
-
-// EditDistance is the Levenshtein distance of a and b, or limit when it is at least that
-// (the bound keeps a search over every package name fast).
-func EditDistance(a, b string, limit int) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		rowMin := cur[0]
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-			rowMin = min(rowMin, cur[j])
-		}
-		if rowMin >= limit {
-			return limit
-		}
-		prev, cur = cur, prev
-	}
-	return min(prev[len(b)], limit)
-}
+func (x *Index) Suggest(name string) string { return spelling.Nearest(name, maps.Keys(x.byName)) }

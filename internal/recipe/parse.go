@@ -4,9 +4,12 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"unicode/utf8"
+
+	"debate/internal/spelling"
 )
 
 // MaxRecipeBytes bounds a recipe document before any parsing is attempted.
@@ -390,38 +393,7 @@ func (d *decoder) script(n *node, path string) Script {
 	return s
 }
 
-// nearest returns the candidate closest to s by edit distance, if it is close enough to be
-// a likely typo.
+// nearest returns the candidate closest to s, if it is close enough to be a likely typo.
 func nearest(s string, candidates []string) string {
-	best, bestD := "", 3
-	sort.Strings(candidates)
-	for _, c := range candidates {
-		if dist := editDistance(strings.ToLower(s), strings.ToLower(c)); dist < bestD {
-			best, bestD = c, dist
-		}
-	}
-	return best
-}
-
-func editDistance(a, b string) int {
-	if len(a) > 64 || len(b) > 64 {
-		return 1 << 30
-	}
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
+	return spelling.Nearest(s, slices.Values(candidates))
 }

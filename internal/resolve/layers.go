@@ -8,7 +8,7 @@ import (
 	"github.com/crillab/gophersat/solver"
 
 	"debate/internal/catalog"
-	"debate/internal/debian"
+	"debate/internal/spelling"
 )
 
 // layerSAT is the layer level as a satisfiability problem over the whole catalog: one
@@ -282,13 +282,7 @@ func (c *Checker) andTitles(ids []string) string {
 
 // suggestLayer returns the catalog id closest to a misspelt one, if close enough.
 func (c *Checker) suggestLayer(id string) string {
-	best, bestD := "", 3
-	for _, cand := range c.cat.IDs() {
-		if d := debian.EditDistance(id, cand, bestD); d < bestD {
-			best, bestD = cand, d
-		}
-	}
-	return best
+	return spelling.Nearest(id, slices.Values(c.cat.IDs()))
 }
 
 func joinAnd(items []string) string {
