@@ -60,7 +60,7 @@ type service struct {
 	streamer *http.Client // without one, for event streams and downloads
 	arts     string
 	cache    string
-	logs     *lockedBuffer
+	logs     *testenv.Buffer
 }
 
 func startService(t *testing.T) *service {
@@ -218,7 +218,7 @@ func (s *service) waitStatus(id, want string, within time.Duration) buildJSON {
 // worker is a `debate worker` process.
 type worker struct {
 	cmd    *exec.Cmd
-	log    *lockedBuffer
+	log    *testenv.Buffer
 	exited chan struct{} // closed once the process has been waited for
 	err    error         // its exit, once exited is closed
 }
@@ -237,7 +237,7 @@ func (s *service) startWorker(t *testing.T) *worker {
 	cmd := exec.Command(os.Args[0], "worker", "--concurrency", "1", "--artifact-dir", s.arts, "--cache-dir", s.cache,
 		"--heartbeat-interval", "1s", "--stale-after", "6s", "--shutdown-timeout", "5s", "--log-format", "text")
 	cmd.Env = append(os.Environ(), "DEBATE_TEST_EXEC=1", "DATABASE_URL="+s.dbURL)
-	w := &worker{cmd: cmd, log: &lockedBuffer{}, exited: make(chan struct{})}
+	w := &worker{cmd: cmd, log: &testenv.Buffer{}, exited: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = w.log, w.log
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

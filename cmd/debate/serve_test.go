@@ -13,32 +13,14 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"debate/internal/backup"
 	"debate/internal/pgtest"
 	"debate/internal/store"
+	"debate/internal/testenv"
 )
-
-// lockedBuffer is written by the server goroutine and read by the test.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 func TestServeConfigErrorsNameTheSetting(t *testing.T) {
 	t.Setenv("DATABASE_URL", "")
@@ -70,7 +52,7 @@ func freePort(t *testing.T) int {
 
 // served is `debate serve` running in this process, as a test starts it.
 type served struct {
-	logs *lockedBuffer
+	logs *testenv.Buffer
 	stop context.CancelFunc
 	done chan int
 }
@@ -79,7 +61,7 @@ type served struct {
 func startServe(t *testing.T, args ...string) *served {
 	t.Helper()
 	ctx, stop := context.WithCancel(context.Background())
-	s := &served{logs: &lockedBuffer{}, stop: stop, done: make(chan int, 1)}
+	s := &served{logs: &testenv.Buffer{}, stop: stop, done: make(chan int, 1)}
 	go func() { s.done <- runServe(ctx, args, io.Discard, s.logs) }()
 	t.Cleanup(stop)
 	return s
@@ -99,7 +81,7 @@ func (s *served) stopServe(within time.Duration) int {
 
 // trustServer waits until the server in state wrote its local CA and returns a transport
 // that trusts it.
-func trustServer(t *testing.T, state string, within time.Duration, logs *lockedBuffer) *http.Transport {
+func trustServer(t *testing.T, state string, within time.Duration, logs *testenv.Buffer) *http.Transport {
 	t.Helper()
 	deadline := time.Now().Add(within)
 	for {
@@ -169,7 +151,7 @@ func TestMigrateThenServe(t *testing.T) {
 }
 
 func TestLogBufferFlushes(t *testing.T) {
-	out := &lockedBuffer{}
+	out := &testenv.Buffer{}
 	b := newLogBuffer(out, 300*time.Millisecond)
 	logger := slog.New(flushOnWarn{slog.NewJSONHandler(b, nil), b.Flush})
 	logger.Info("quiet")

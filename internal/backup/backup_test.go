@@ -39,15 +39,7 @@ func testCtx(t *testing.T) context.Context {
 // migrated is a database of its own, migrated, for one test.
 func migrated(t *testing.T) (*store.Store, string) {
 	t.Helper()
-	url := pg.NewDatabaseFrom(t, "backup_template", func(url string) error {
-		st, err := store.Open(context.Background(), url, store.Options{})
-		if err != nil {
-			return err
-		}
-		defer st.Close()
-		_, err = st.Migrate(context.Background())
-		return err
-	})
+	url := pg.NewDatabaseFrom(t, "backup_template", store.MigrateURL)
 	st, err := store.Open(context.Background(), url, store.Options{MaxConns: 4})
 	if err != nil {
 		t.Fatal(err)

@@ -10,6 +10,7 @@ import (
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 
 	"debate/internal/artifact"
+	"debate/internal/config"
 	"debate/internal/jobs"
 	"debate/internal/store"
 )
@@ -202,6 +203,34 @@ func TestScheduledInsertsAreEnqueuedOnce(t *testing.T) {
 		}
 		if res.UniqueSkippedAsDuplicate != tc.dup {
 			t.Errorf("%s at %s: duplicate %v, want %v", tc.r.name, tc.slot, res.UniqueSkippedAsDuplicate, tc.dup)
+		}
+	}
+}
+
+// The schedule follows the settings: --backup-at for the backup, --backup-verify-at for
+// the verification, on the hour for the watchdog.
+func TestPlanFollowsTheSettings(t *testing.T) {
+	cfg := testConfig(t.TempDir())
+	var err error
+	if cfg.At, err = config.ParseTimeOfWeek("05:30"); err != nil {
+		t.Fatal(err)
+	}
+	if cfg.VerifyAt, err = config.ParseTimeOfWeek("wed 06:15"); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Date(2026, 12, 3, 10, 20, 0, 0, time.UTC) // a Thursday
+	want := map[string]time.Time{
+		"backup":       time.Date(2026, 12, 4, 5, 30, 0, 0, time.UTC),
+		"verification": time.Date(2026, 12, 9, 6, 15, 0, 0, time.UTC),
+		"watchdog":     time.Date(2026, 12, 3, 11, 0, 0, 0, time.UTC),
+	}
+	plan := defaultPlan(cfg)
+	if len(plan) != len(want) {
+		t.Fatalf("%d scheduled jobs, want %d", len(plan), len(want))
+	}
+	for _, r := range plan {
+		if got := r.when.Next(now); !got.Equal(want[r.name]) {
+			t.Errorf("%s next at %s, want %s", r.name, got, want[r.name])
 		}
 	}
 }

@@ -21,23 +21,17 @@ func Stopped(parent, ctx context.Context, timeout time.Duration, err error) erro
 	case err == nil:
 		return nil
 	case parent.Err() != nil:
-		return &stopError{why: "interrupted", err: err}
+		return explain("interrupted", err)
 	case errors.Is(ctx.Err(), context.DeadlineExceeded):
-		return &stopError{why: fmt.Sprintf("took longer than --backup-timeout (%s)", timeout), err: err}
+		return explain(fmt.Sprintf("took longer than --backup-timeout (%s)", timeout), err)
 	}
 	return err
 }
 
-type stopError struct {
-	why string
-	err error
+// explain puts why in front of err's message, keeping err in the chain.
+func explain(why string, err error) error {
+	return &wrapped{err: err, msg: "backup: " + why + ": " + strings.TrimPrefix(err.Error(), "backup: ")}
 }
-
-func (e *stopError) Error() string {
-	return "backup: " + e.why + ": " + strings.TrimPrefix(e.err.Error(), "backup: ")
-}
-
-func (e *stopError) Unwrap() error { return e.err }
 
 // runHistory is the least time the record of backup runs is kept.
 const runHistory = 90 * 24 * time.Hour

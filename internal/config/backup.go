@@ -333,10 +333,10 @@ func ParseFlagsArgs(fs *flag.FlagSet, args []string, env Env, maxArgs int) ([]st
 			flagArgs = append(flagArgs, args[i])
 		}
 	}
+	blocked := map[string]bool{}
+	fs.VisitAll(func(f *flag.Flag) { blocked[EnvName(f.Name)] = commandLineOnly(f.Name) })
 	cmdLineOnly := func(name string) (string, bool) {
-		blocked := false
-		fs.VisitAll(func(f *flag.Flag) { blocked = blocked || (commandLineOnly(f.Name) && EnvName(f.Name) == name) })
-		if blocked {
+		if blocked[name] {
 			return "", false
 		}
 		return env(name)

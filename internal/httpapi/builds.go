@@ -130,6 +130,20 @@ func utc(t *time.Time) *time.Time {
 	return &u
 }
 
+// readRecipe reads and parses the recipe in the request's body, in the format its
+// Content-Type names.
+func readRecipe(r *http.Request) (*recipe.Recipe, error) {
+	format, err := recipeFormat(r)
+	if err != nil {
+		return nil, err
+	}
+	data, err := io.ReadAll(r.Body)
+	if err != nil {
+		return nil, err
+	}
+	return recipe.Parse(data, format)
+}
+
 // recipeFormat reads the body's format from Content-Type: JSON, or YAML with a YAML type.
 func recipeFormat(r *http.Request) (recipe.Format, error) {
 	ct := r.Header.Get("Content-Type")
@@ -155,15 +169,7 @@ func (s *Server) handleSubmit(w http.ResponseWriter, r *http.Request) error {
 	if s.builds == nil {
 		return fmt.Errorf("%w: start the server with a database and artifact store", ErrNoBuildService)
 	}
-	format, err := recipeFormat(r)
-	if err != nil {
-		return err
-	}
-	data, err := io.ReadAll(r.Body)
-	if err != nil {
-		return err
-	}
-	rec, err := recipe.Parse(data, format)
+	rec, err := readRecipe(r)
 	if err != nil {
 		return err
 	}

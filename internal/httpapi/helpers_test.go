@@ -1,7 +1,6 @@
 package httpapi
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -14,7 +13,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -22,42 +20,12 @@ import (
 	"debate/internal/config"
 	"debate/internal/pgtest"
 	"debate/internal/store"
+	"debate/internal/testenv"
 )
 
 var pg pgtest.Harness
 
 func TestMain(m *testing.M) { os.Exit(pg.Run(m)) }
-
-// syncBuffer collects log lines from the server's goroutines.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-// migrate prepares the template database every test server's database is copied from.
-func migrate(url string) error {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	st, err := store.Open(ctx, url, store.Options{})
-	if err != nil {
-		return err
-	}
-	defer st.Close()
-	_, err = st.Migrate(ctx)
-	return err
-}
 
 // testServer is a real server on loopback: self-signed TLS, a redirect listener, and a
 // migrated database of its own in the package's throw-away cluster.
@@ -70,7 +38,7 @@ type testServer struct {
 	port     int
 	httpBase string // http://127.0.0.1:PORT of the redirect listener
 	client   *http.Client
-	logs     *syncBuffer
+	logs     *testenv.Buffer
 	cancel   context.CancelFunc
 	done     chan error
 }
@@ -89,7 +57,7 @@ func startServer(t *testing.T, o serverOpts) *testServer {
 	if o.noMigrate {
 		url = pg.NewDatabase(t)
 	} else {
-		url = pg.NewDatabaseFrom(t, "migrated", migrate)
+		url = pg.NewDatabaseFrom(t, "migrated", store.MigrateURL)
 	}
 	st, err := store.Open(context.Background(), url, store.Options{MaxConns: 4})
 	if err != nil {
@@ -111,7 +79,7 @@ func startServer(t *testing.T, o serverOpts) *testServer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	logs := &syncBuffer{}
+	logs := &testenv.Buffer{}
 	logger := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	deps := Deps{DB: st, Logger: logger, Version: "test-version"}
 	var arts *artifact.Store

@@ -3,12 +3,10 @@ package httpapi
 import (
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"strings"
 
 	"debate/internal/catalog"
-	"debate/internal/recipe"
 	"debate/internal/resolve"
 )
 
@@ -73,15 +71,7 @@ func (s *Server) handleCheckRecipe(w http.ResponseWriter, r *http.Request) error
 		}
 		last = &ch
 	}
-	format, err := recipeFormat(r)
-	if err != nil {
-		return err
-	}
-	data, err := io.ReadAll(r.Body)
-	if err != nil {
-		return err
-	}
-	rec, err := recipe.Parse(data, format)
+	rec, err := readRecipe(r)
 	if err != nil {
 		return err
 	}

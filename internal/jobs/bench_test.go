@@ -15,7 +15,7 @@ import (
 // BenchmarkSubmitCacheHit is the API's cache-hit path without HTTP: parse the recipe,
 // compose, hash, read the scope's pins, find the succeeded build and its artifacts.
 func BenchmarkSubmitCacheHit(b *testing.B) {
-	st := migratedB(b)
+	st := migratedDB(b, 4)
 	svc, err := NewService(st, nil, ServiceOptions{})
 	if err != nil {
 		b.Fatal(err)
@@ -61,24 +61,4 @@ func BenchmarkSubmitCacheHit(b *testing.B) {
 			b.Fatalf("%+v %v", s, err)
 		}
 	}
-}
-
-func migratedB(b *testing.B) *store.Store {
-	b.Helper()
-	url := pg.NewDatabaseFrom(b, "migrated", func(url string) error {
-		ctx := context.Background()
-		st, err := store.Open(ctx, url, store.Options{})
-		if err != nil {
-			return err
-		}
-		defer st.Close()
-		_, err = st.Migrate(ctx)
-		return err
-	})
-	st, err := store.Open(context.Background(), url, store.Options{MaxConns: 4})
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(st.Close)
-	return st
 }

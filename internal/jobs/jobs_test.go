@@ -35,20 +35,13 @@ func testCtx(t *testing.T) context.Context {
 	return ctx
 }
 
-func migrated(t *testing.T) *store.Store {
+func migrated(t *testing.T) *store.Store { return migratedDB(t, 16) }
+
+// migratedDB is a database of its own, copied from a migrated template.
+func migratedDB(t testing.TB, maxConns int32) *store.Store {
 	t.Helper()
-	url := pg.NewDatabaseFrom(t, "migrated", func(url string) error {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		st, err := store.Open(ctx, url, store.Options{})
-		if err != nil {
-			return err
-		}
-		defer st.Close()
-		_, err = st.Migrate(ctx)
-		return err
-	})
-	st, err := store.Open(context.Background(), url, store.Options{MaxConns: 16})
+	url := pg.NewDatabaseFrom(t, "migrated", store.MigrateURL)
+	st, err := store.Open(context.Background(), url, store.Options{MaxConns: maxConns})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -372,23 +372,13 @@ func (c *Cluster) ConnString(db string) string {
 
 // CreateDatabase creates an empty database and returns its connection URL.
 func (c *Cluster) CreateDatabase(ctx context.Context, name string) (string, error) {
-	if !validName(name) {
-		return "", fmt.Errorf("pgtest: database name %q: use lower-case letters, digits and _", name)
-	}
-	conn, err := pgx.Connect(ctx, c.ConnString("postgres"))
-	if err != nil {
-		return "", fmt.Errorf("pgtest: connect: %w", err)
-	}
-	defer conn.Close(ctx)
-	if _, err := conn.Exec(ctx, "CREATE DATABASE "+name); err != nil {
-		return "", fmt.Errorf("pgtest: create database %s: %w", name, err)
-	}
-	return c.ConnString(name), nil
+	return c.CreateDatabaseFrom(ctx, name, "")
 }
 
-// CreateDatabaseFrom creates a database as a copy of template and returns its URL.
+// CreateDatabaseFrom creates a database as a copy of template ("" for the default one,
+// an empty database) and returns its URL.
 func (c *Cluster) CreateDatabaseFrom(ctx context.Context, name, template string) (string, error) {
-	if !validName(name) || !validName(template) {
+	if !validName(name) || (template != "" && !validName(template)) {
 		return "", fmt.Errorf("pgtest: database names %q, %q: use lower-case letters, digits and _", name, template)
 	}
 	conn, err := pgx.Connect(ctx, c.ConnString("postgres"))
@@ -396,8 +386,12 @@ func (c *Cluster) CreateDatabaseFrom(ctx context.Context, name, template string)
 		return "", fmt.Errorf("pgtest: connect: %w", err)
 	}
 	defer conn.Close(ctx)
-	if _, err := conn.Exec(ctx, "CREATE DATABASE "+name+" TEMPLATE "+template); err != nil {
-		return "", fmt.Errorf("pgtest: create database %s from %s: %w", name, template, err)
+	stmt := "CREATE DATABASE " + name
+	if template != "" {
+		stmt += " TEMPLATE " + template
+	}
+	if _, err := conn.Exec(ctx, stmt); err != nil {
+		return "", fmt.Errorf("pgtest: %s: %w", strings.ToLower(stmt), err)
 	}
 	return c.ConnString(name), nil
 }

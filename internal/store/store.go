@@ -78,6 +78,20 @@ func (s *Store) MigrationStatus(ctx context.Context) (Status, error) {
 // Close waits for borrowed connections to come back and closes the pool.
 func (s *Store) Close() { s.pool.Close() }
 
+// MigrateURL opens the database at url, brings its schema up to date and closes it
+// again, within two minutes: how a template database for tests or tools is prepared.
+func MigrateURL(url string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	st, err := Open(ctx, url, Options{})
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	_, err = st.Migrate(ctx)
+	return err
+}
+
 // Pool is the underlying pgx pool, for River's driver.
 func (s *Store) Pool() *pgxpool.Pool { return s.pool }
 

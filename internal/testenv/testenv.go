@@ -6,12 +6,14 @@
 package testenv
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -84,4 +86,23 @@ func CacheRoot() string {
 		return d
 	}
 	return filepath.Join(os.TempDir(), "debate-test-cache")
+}
+
+// Buffer is a bytes.Buffer safe for concurrent use: a server's or a child process's log,
+// written by its goroutines and read by the test.
+type Buffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *Buffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *Buffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
 }
